@@ -1,0 +1,245 @@
+// sparsedit sample: DiT's sample.py (same seed, same latents), plus the SparseDiT density schedule.
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "diffusion/density_schedule.h"
+#include "diffusion/gaussian_diffusion.h"
+#include "diffusion/samplers.h"
+#include "eval/flops.h"
+#include "io/image.h"
+#include "io/safetensors.h"
+#include "models/guidance.h"
+#include "models/model.h"
+#include "models/vae.h"
+#include "util/compat.h"
+#include "util/error.h"
+
+namespace sdit::cli {
+
+namespace {
+
+struct SampleArgs {
+  std::string ckpt, labels = "207,360,387,974,88,979,417,279", steps = "250", sampler = "ddpm", cfg_channels = "3";
+  std::string vae = "none", save_latents, output = "sample.png", device = "cpu", density;
+  int64_t num_heads = 0, image_size = 0, latent_size = 0, num_classes = 0, batch_size = 0, nrow = 4;
+  int64_t seed = 0;
+  double eta = 0.0, cfg_scale = 4.0;
+  int threads = 0;
+  bool quiet = false;
+  std::map<std::string, CLI::Option*> opts;  // to tell flags the user gave from defaults
+  bool given(const std::string& name) const { return opts.at(name)->count() > 0; }
+};
+
+// A checkpoint may recommend sampling settings (metadata "sampling", JSON); explicit flags win.
+void apply_recommended(SampleArgs& a, const Model& m) {
+  auto it = m.metadata().find("sampling");
+  if (it == m.metadata().end()) return;
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(it->second);
+  } catch (const std::exception&) {
+    return;
+  }
+  auto str = [&](const char* key, const char* flag, std::string& dst) {
+    if (j.contains(key) && !a.given(flag)) dst = j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
+  };
+  str("num_sampling_steps", "steps", a.steps);
+  str("sampler", "sampler", a.sampler);
+  str("density", "density", a.density);
+  str("cfg_channels", "cfg_channels", a.cfg_channels);
+  if (j.contains("cfg_scale") && j["cfg_scale"].is_number() && !a.given("cfg_scale")) a.cfg_scale = j["cfg_scale"];
+  if (j.contains("eta") && j["eta"].is_number() && !a.given("eta")) a.eta = j["eta"];
+}
+
+int64_t check_sizes(const SampleArgs& a, const DiTConfig& c, bool latent_space) {
+  if (a.latent_size > 0 && a.latent_size != c.input_size)
+    fail("--latent-size ", a.latent_size, " does not match the checkpoint's input size ", c.input_size);
+  if (a.image_size > 0) {
+    const int64_t expect = latent_space ? a.image_size / 8 : a.image_size;
+    if (expect != c.input_size || (latent_space && a.image_size % 8))
+      fail("--image-size ", a.image_size, " does not match the checkpoint: it samples ", c.input_size, "x",
+           c.input_size, latent_space ? " latents (image size " + std::to_string(c.input_size * 8) + ")" : " images");
+  }
+  if (a.num_classes > 0 && a.num_classes != c.num_classes)
+    fail("--num-classes ", a.num_classes, " does not match the checkpoint's ", c.num_classes, " classes");
+  return c.input_size;
+}
+
+std::string join(const std::vector<int64_t>& v) {
+  std::ostringstream os;
+  for (size_t i = 0; i < v.size(); ++i) os << (i ? "," : "") << v[i];
+  return os.str();
+}
+
+void run_sample(SampleArgs& a) {
+  set_threads(a.threads);
+  Log log(a.quiet);
+  const auto device = parse_device(a.device);
+  std::optional<int64_t> heads;
+  if (a.num_heads > 0) heads = a.num_heads;
+  Model model = Model::load(a.ckpt, heads);
+  model.to(device);
+  apply_recommended(a, model);
+  const auto& cfg = model.config();
+  log.stage("loaded " + model.describe() + " from " + a.ckpt);
+
+  const bool latent_space = cfg.in_channels == 4;
+  const int64_t L = check_sizes(a, cfg, latent_space);
+  auto labels = parse_int_list(a.labels, "class label");
+  for (auto l : labels)
+    if (l < 0 || l >= cfg.num_classes)
+      fail("class label ", l, " is out of range: the model has ", cfg.num_classes, " classes (0..", cfg.num_classes - 1, ")");
+  if (a.cfg_channels != "3" && a.cfg_channels != "all") fail("--cfg-channels must be 3 or all, got '", a.cfg_channels, "'");
+  const int64_t guided = a.cfg_channels == "all" ? -1 : 3;
+  const bool use_cfg = a.cfg_scale != 1.0;
+
+  std::string density = a.density;
+  if (!model.sparse() && !density.empty() && density != "full")
+    fail("--density ", density, " needs a SparseDiT; this checkpoint is a dense DiT (make one with sparsedit convert)");
+  if (density.empty()) density = model.sparse() ? default_density(cfg.tokens()) : "full";
+  auto sched = DensitySchedule::parse(density, cfg.grid());
+
+  DiffusionOptions dopt;
+  dopt.respacing = a.steps;
+  dopt.learn_sigma = cfg.learn_sigma;
+  GaussianDiffusion diffusion(dopt);
+  SampleOptions sopt;
+  sopt.sampler = a.sampler;
+  sopt.eta = a.eta;
+  const int64_t nsteps = diffusion.num_timesteps();
+
+  std::map<int64_t, int64_t> side_steps;  // side -> model calls, for the summary
+  torch::Tensor y_all;
+  ModelFn fn = [&](const torch::Tensor& x, const torch::Tensor& t) {
+    const int64_t side = sched.side_at(t[0].item<int64_t>());
+    side_steps[side] += 1;
+    BackboneFn f = [&](const torch::Tensor& xx, const torch::Tensor& tt, const torch::Tensor& yy) {
+      return model.forward(xx, tt, yy, side);
+    };
+    if (!use_cfg) return f(x, t, y_all);
+    return forward_with_cfg(f, x, t, y_all, a.cfg_scale, guided, cfg.in_channels);
+  };
+
+  torch::manual_seed(static_cast<uint64_t>(a.seed));
+  const int64_t n = static_cast<int64_t>(labels.size());
+  const int64_t chunk = a.batch_size > 0 ? a.batch_size : n;
+  std::vector<torch::Tensor> cond;
+  torch::NoGradGuard ng;
+  compat::cuda_reset_peak();
+  const double t0 = log.elapsed();
+  for (int64_t s = 0; s < n; s += chunk) {
+    const int64_t b = std::min(chunk, n - s);
+    auto y = torch::tensor(std::vector<int64_t>(labels.begin() + s, labels.begin() + s + b), torch::kLong).to(device);
+    // The reference order: z first, then one randn_like per step; each chunk is one such run.
+    auto z = torch::randn({b, cfg.in_channels, L, L}, torch::TensorOptions().device(device));
+    if (use_cfg) {
+      z = torch::cat({z, z}, 0);
+      y_all = torch::cat({y, torch::full({b}, cfg.num_classes, y.options())}, 0);
+    } else {
+      y_all = y;
+    }
+    ProgressBar bar("sampling " + std::to_string(s / chunk + 1) + "/" + std::to_string((n + chunk - 1) / chunk),
+                    nsteps, a.quiet);
+    sopt.on_step = [&](int64_t i, int64_t) { bar.update(i); };
+    auto out = sample_loop(diffusion, fn, z, sopt);
+    bar.finish();
+    cond.push_back(out.narrow(0, 0, b).to(torch::kCPU));
+  }
+  compat::cuda_synchronize();
+  const double wall = log.elapsed() - t0;
+  auto samples = torch::cat(cond, 0);
+  log.stage("sampled " + std::to_string(n) + " images, " + std::to_string(nsteps) + " steps, " + a.sampler);
+
+  if (!a.save_latents.empty()) {
+    StateDict out;
+    out.set("latents", samples.contiguous());
+    out.metadata["seed"] = std::to_string(a.seed);
+    out.metadata["class_labels"] = join(labels);
+    write_safetensors(a.save_latents, out);
+    log.stage("saved latents to " + a.save_latents);
+  }
+
+  std::ostringstream params;
+  params << "model: " << model.describe() << "; ckpt: " << a.ckpt << "; seed: " << a.seed << "; steps: " << a.steps
+         << "; sampler: " << a.sampler << "; cfg_scale: " << a.cfg_scale << " (" << a.cfg_channels
+         << " channels); density: " << sched.describe() << "; class_labels: " << join(labels);
+  torch::Tensor images;
+  if (a.vae != "none") {
+    auto vae = load_vae(a.vae);
+    vae->to(device);
+    images = vae->decode_latents(samples.to(device)).to(torch::kCPU);
+    log.stage("decoded with the VAE in " + a.vae);
+  } else if (!latent_space) {
+    images = samples;  // pixel-space model: the samples are the images
+  }
+  if (images.defined()) {
+    save_image_grid(images, a.nrow, a.output, {{"parameters", params.str()}});
+    log.stage("wrote " + a.output);
+  } else if (a.given("output")) {
+    fail("--output needs --vae DIR to decode this model's latents (or use --save-latents)");
+  }
+
+  // Summary: sides used, time-averaged tokens and MACs per forward of one sample.
+  double tokens = 0, calls = 0;
+  std::ostringstream sides;
+  for (auto& [side, cnt] : side_steps) {
+    tokens += static_cast<double>(side * side) * cnt;
+    calls += cnt;
+    sides << (sides.tellp() > 0 ? ", " : "") << side << "x" << side << " (" << cnt << " calls)";
+  }
+  std::vector<int64_t> visited(diffusion.timestep_map().begin(), diffusion.timestep_map().end());
+  const double gmacs = mean_gmacs(cfg, model.sparse() ? &model.spec().layout : nullptr, sched, visited);
+  if (!a.quiet) {
+    std::printf("model:      %s\n", model.describe().c_str());
+    std::printf("sampler:    %s, %lld steps (%s), cfg %.3g on %s channels\n", a.sampler.c_str(), (long long)nsteps,
+                a.steps.c_str(), a.cfg_scale, a.cfg_channels.c_str());
+    std::printf("density:    %s\n", sched.describe().c_str());
+    std::printf("grid sides: %s\n", sides.str().c_str());
+    std::printf("tokens:     %.1f mean per forward (dense %lld)\n", calls > 0 ? tokens / calls : 0.0,
+                (long long)cfg.tokens());
+    std::printf("GMACs:      %.3f mean per forward of one sample%s\n", gmacs, use_cfg ? " (x2 with CFG)" : "");
+    std::printf("wall time:  %.2f s, %.3f img/s, %.3f s/step\n", wall, n / wall, wall / (nsteps * ((n + chunk - 1) / chunk)));
+    const auto peak = compat::cuda_peak_bytes();
+    if (peak >= 0) std::printf("peak GPU memory: %.1f MiB\n", peak / 1048576.0);
+  }
+}
+
+}  // namespace
+
+void register_sample(CLI::App& app) {
+  auto a = std::make_shared<SampleArgs>();
+  auto* c = app.add_subcommand("sample", "Sample images from a DiT or SparseDiT checkpoint (as DiT's sample.py)");
+  auto& o = a->opts;
+  o["ckpt"] = c->add_option("-m,--ckpt", a->ckpt, "checkpoint (.pt, .safetensors, diffusers folder)")->required();
+  o["num_heads"] = c->add_option("--num-heads", a->num_heads, "attention heads (default from the hidden size)");
+  o["image_size"] = c->add_option("--image-size", a->image_size, "image size in pixels (checked against the model)");
+  o["latent_size"] = c->add_option("--latent-size", a->latent_size, "latent size (checked against the model)");
+  o["num_classes"] = c->add_option("--num-classes", a->num_classes, "number of classes (checked against the model)");
+  o["labels"] = c->add_option("--class-labels", a->labels, "comma-separated class labels")->capture_default_str();
+  o["seed"] = c->add_option("-s,--seed", a->seed, "random seed")->capture_default_str();
+  o["steps"] = c->add_option("--num-sampling-steps,--steps", a->steps, "respacing: 250, ddim50, 10,15,20")->capture_default_str();
+  o["sampler"] = c->add_option("--sampler,--sampling-method", a->sampler, "ddpm | ddim | dpm++2m")->capture_default_str();
+  o["eta"] = c->add_option("--eta", a->eta, "DDIM eta")->capture_default_str();
+  o["cfg_scale"] = c->add_option("--cfg-scale", a->cfg_scale, "guidance scale; 1 = no guidance")->capture_default_str();
+  o["cfg_channels"] = c->add_option("--cfg-channels", a->cfg_channels, "3 (DiT release) | all")->capture_default_str();
+  o["density"] = c->add_option("--density", a->density,
+                               "SparseDiT token density: full | fixed:S | range:RMIN,RMAX | sides:a,b,c,d | per-step:RMIN,RMAX");
+  o["vae"] = c->add_option("--vae", a->vae, "diffusers VAE folder to decode latents, or none")->capture_default_str();
+  o["save_latents"] = c->add_option("--save-latents", a->save_latents, "write the conditional latents (tensor 'latents')");
+  o["output"] = c->add_option("-o,--output", a->output, "PNG grid")->capture_default_str();
+  o["nrow"] = c->add_option("--nrow", a->nrow, "images per row of the grid")->capture_default_str();
+  o["threads"] = c->add_option("-t,--threads", a->threads, "CPU threads (default: libtorch's)");
+  o["device"] = c->add_option("--device", a->device, "cpu | cuda")->capture_default_str();
+  o["batch_size"] = c->add_option("--batch-size", a->batch_size,
+                                  "labels per run; each chunk draws its own z then its per-step noise, in order");
+  o["quiet"] = c->add_flag("-q,--quiet", a->quiet, "print nothing but errors");
+  c->callback([a] { run_sample(*a); });
+}
+
+}  // namespace sdit::cli

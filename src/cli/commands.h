@@ -1,0 +1,12 @@
+#pragma once
+// Each subcommand lives in its own cmd_*.cpp and registers itself on the root app.
+#include <CLI/CLI.hpp>
+
+namespace sdit::cli {
+
+void register_info(CLI::App& app);
+void register_sample(CLI::App& app);
+void register_convert(CLI::App& app);
+void register_flops(CLI::App& app);
+
+}  // namespace sdit::cli

@@ -1,0 +1,21 @@
+#pragma once
+// torchvision ImageFolder's indexing: classes are the sorted names of root's sub-folders (label =
+// index), and each class's files are found by a sorted recursive walk, keeping only image
+// extensions (case-insensitive), so labels and sample order match the reference training data.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sdit {
+
+struct ImageFolderIndex {
+  std::vector<std::string> classes;
+  std::vector<std::string> files;
+  std::vector<int64_t> labels;
+  int64_t skipped = 0;  // files without an image extension (ImageFolder ignores them too)
+};
+
+// Throws sdit::Error when root is missing, has no class folders, or a class has no images.
+ImageFolderIndex scan_image_folder(const std::string& root);
+
+}  // namespace sdit

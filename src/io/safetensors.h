@@ -1,0 +1,21 @@
+#pragma once
+// The safetensors format: 8-byte little-endian header length, a JSON header naming each tensor's
+// dtype, shape and byte range, then the raw little-endian data.
+#include <string>
+
+#include "io/state_dict.h"
+
+namespace sdit {
+
+// Validates the whole header before touching data; tensors alias a copy-on-write memory map that
+// they keep alive. __metadata__ goes to sd.metadata. Tensor order is the header's order.
+StateDict read_safetensors(const std::string& path);
+
+// Atomic (temporary file, fsync, rename). Header in sd order; data laid out widest element first
+// so every tensor is aligned to its element size without padding holes.
+void write_safetensors(const std::string& path, const StateDict& sd);
+
+// "F32" etc.; throws sdit::Error for dtypes safetensors cannot hold.
+std::string safetensors_dtype_name(torch::ScalarType t);
+
+}  // namespace sdit

@@ -1,0 +1,66 @@
+#pragma once
+// The subset of ZIP that torch.save uses: uncompressed (STORED) entries, zip64 records for large
+// archives. The reader validates every offset against the file; the writer aligns entry data to
+// 64 bytes (as PyTorch does) so storages can be used in place.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/file_util.h"
+
+namespace sdit {
+
+struct ZipEntry {
+  std::string name;
+  uint16_t method = 0;         // 0 = stored
+  uint32_t crc32 = 0;
+  uint64_t size = 0;           // uncompressed size
+  uint64_t compressed_size = 0;
+  uint64_t data_offset = 0;    // of the entry's bytes in the file
+};
+
+class ZipReader {
+ public:
+  // Throws sdit::Error naming the file when the archive structure is invalid.
+  explicit ZipReader(const std::string& path);
+  explicit ZipReader(std::shared_ptr<MappedFile> file);
+
+  const std::vector<ZipEntry>& entries() const { return entries_; }
+  const ZipEntry* find(const std::string& name) const;
+  // Pointer to a stored entry's bytes inside the map; throws for compressed entries.
+  const uint8_t* data(const ZipEntry& e) const;
+  // Same, and checks the CRC-32 (for small entries such as data.pkl).
+  const uint8_t* data_checked(const ZipEntry& e) const;
+  const std::shared_ptr<MappedFile>& file() const { return file_; }
+  const std::string& path() const { return file_->path(); }
+
+ private:
+  void parse();
+  std::shared_ptr<MappedFile> file_;
+  std::vector<ZipEntry> entries_;
+};
+
+class ZipWriter {
+ public:
+  // force_zip64 writes zip64 records even for small archives (used to test the reader).
+  explicit ZipWriter(AtomicFile& out, bool force_zip64 = false) : out_(out), force64_(force_zip64) {}
+  void add(const std::string& name, const void* data, uint64_t size);
+  // Writes the central directory; the caller then commits the AtomicFile.
+  void finish();
+
+ private:
+  struct Written {
+    std::string name;
+    uint32_t crc;
+    uint64_t size, offset;
+  };
+  AtomicFile& out_;
+  bool force64_;
+  bool finished_ = false;
+  std::vector<Written> written_;
+};
+
+uint32_t crc32(const void* data, uint64_t size, uint32_t crc = 0);
+
+}  // namespace sdit

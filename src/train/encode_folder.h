@@ -1,0 +1,35 @@
+#pragma once
+// Turning an ImageFolder tree into a latent dataset, as DiT's training loop (and fast-DiT's
+// extract_features.py) sees it: center_crop_arr -> [-1, 1] -> VAE posterior sample x scale.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "models/vae.h"
+
+namespace sdit {
+
+struct EncodeFolderOptions {
+  std::string images_dir;
+  std::string out_dir;
+  int64_t image_size = 256;
+  bool flip = false;           // also store each image mirrored (see io/latent_dataset.h)
+  uint64_t seed = 0;           // CPU generator for the posterior draws
+  int64_t batch_size = 8;
+  int64_t shard_size = 4096;
+  bool overwrite = false;
+  std::function<void(int64_t done, int64_t total)> progress;
+};
+
+struct EncodeFolderResult {
+  int64_t images = 0, samples = 0, skipped_files = 0;
+  std::vector<std::string> classes;
+};
+
+// Posterior noise is drawn per sample, in dataset order, from one CPU generator seeded with
+// opts.seed, then moved to the VAE's device: the dataset depends on the seed only, not on the
+// batch size or the device.
+EncodeFolderResult encode_image_folder(AutoencoderKL& vae, const EncodeFolderOptions& opts);
+
+}  // namespace sdit

@@ -1,0 +1,203 @@
+// The dense DiT and the SparseDiT against the reference implementations' outputs (golden/).
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "io/checkpoint.h"
+#include "io/safetensors.h"
+#include "models/convert.h"
+#include "models/guidance.h"
+#include "models/layers.h"
+#include "models/load.h"
+#include "models/model.h"
+#include "testing.h"
+#include "util/error.h"
+
+using namespace sdit;
+
+namespace {
+
+constexpr double kForwardTol = 1e-5;
+
+StateDict read(const std::string& rel) { return read_safetensors(golden(rel)); }
+
+}  // namespace
+
+TEST(DiT, TimestepFeaturesMatchReference) {
+  auto f = read("dit/forward.safetensors");
+  EXPECT_LT(rel_l2(timestep_embedding(f.at("temb_t")), f.at("temb_freq256")), 1e-6);
+}
+
+TEST(DiT, PosEmbedFormulaMatchesStoredTensor) {
+  auto f = read("dit/forward.safetensors");
+  EXPECT_LT(rel_l2(sincos_pos_embed_2d(64, 4), f.at("pos_embed")), 1e-6);
+}
+
+TEST(DiT, ForwardMatchesReferenceFromEveryFormat) {
+  auto f = read("dit/forward.safetensors");
+  for (auto file : {"dit/dit.safetensors", "dit/dit.pt", "dit/dit_train_checkpoint.pt"}) {
+    SCOPED_TRACE(file);
+    auto m = Model::load(golden(file), 4);
+    EXPECT_FALSE(m.sparse());
+    EXPECT_EQ(m.config().input_size, 8);
+    EXPECT_EQ(m.config().depth, 4);
+    torch::NoGradGuard ng;
+    auto out = m.forward(f.at("fwd_x"), f.at("fwd_t"), f.at("fwd_y"));
+    EXPECT_LT(rel_l2(out, f.at("fwd_out")), kForwardTol);
+  }
+}
+
+TEST(DiT, ForwardWithCfgMatchesReference) {
+  auto f = read("dit/forward.safetensors");
+  auto m = Model::load(golden("dit/dit.safetensors"));  // heads from the file's config metadata
+  torch::NoGradGuard ng;
+  BackboneFn fn = [&](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y) { return m.forward(x, t, y); };
+  const double scale = f.at("cfg_scale").item<double>();
+  auto out = forward_with_cfg(fn, f.at("cfg_x"), f.at("cfg_t"), f.at("cfg_y"), scale, 3, 4);
+  EXPECT_LT(rel_l2(out, f.at("cfg_out")), kForwardTol);
+  // All-channel guidance differs from the release's 3-channel one exactly on channel 3.
+  auto all = forward_with_cfg(fn, f.at("cfg_x"), f.at("cfg_t"), f.at("cfg_y"), scale, -1, 4);
+  EXPECT_TRUE(torch::equal(all.narrow(1, 0, 3), out.narrow(1, 0, 3)));
+  EXPECT_FALSE(torch::allclose(all.narrow(1, 3, 1), out.narrow(1, 3, 1)));
+}
+
+TEST(DiT, LoadReportsMissingUnexpectedAndMismatchedKeys) {
+  auto sd = read_safetensors(golden("dit/dit.safetensors"));
+  auto spec = detect_from_weights(sd);
+  auto m = Model::build(spec);
+  sd.erase("blocks.0.attn.qkv.bias");
+  sd.set("blocks.9.extra", torch::zeros({1}));
+  sd.set("blocks.1.mlp.fc1.weight", torch::zeros({3, 3}));
+  auto r = load_state_dict(m.module(), sd, /*strict=*/false);
+  ASSERT_EQ(r.missing.size(), 1u);
+  EXPECT_EQ(r.missing[0], "blocks.0.attn.qkv.bias");
+  ASSERT_EQ(r.unexpected.size(), 1u);
+  EXPECT_EQ(r.unexpected[0], "blocks.9.extra");
+  ASSERT_EQ(r.mismatched.size(), 1u);
+  EXPECT_NE(r.mismatched[0].find("blocks.1.mlp.fc1.weight: expected [256, 64], found [3, 3]"), std::string::npos);
+  try {
+    load_state_dict(m.module(), sd, /*strict=*/true);
+    FAIL() << "strict load accepted a broken state dict";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("blocks.1.mlp.fc1.weight"), std::string::npos);
+  }
+}
+
+TEST(DiT, ParameterNamesAreTheStateDictLayout) {
+  auto sd = read_safetensors(golden("dit/dit.safetensors"));
+  auto m = Model::from_state_dict(sd, 4);
+  auto mine = m.state_dict();
+  EXPECT_EQ(mine.size(), sd.size());
+  for (auto& k : sd.keys()) {
+    ASSERT_TRUE(mine.contains(k)) << k;
+    EXPECT_TRUE(torch::equal(mine.at(k), sd.at(k))) << k;
+  }
+}
+
+TEST(DiT, PresetParameterCountsMatchThePaper) {
+  auto count = [](const std::string& name, int64_t input) {
+    auto c = dit_preset(name);
+    c.input_size = input;
+    DetectedModel d;
+    d.config = c;
+    return Model::build(d).state_dict().numel();
+  };
+  EXPECT_EQ(count("DiT-S/2", 32), 32963360);
+  EXPECT_EQ(count("DiT-S/8", 32), 33148160);
+  EXPECT_THROW(dit_preset("DiT-M/2"), Error);
+}
+
+TEST(SparseDiT, ConvertReproducesTheAuthorsMapping) {
+  auto dense = read("sparsedit/dense_dit.safetensors");
+  auto ref = read("sparsedit/converted.safetensors");
+  auto det = detect_from_weights(dense);
+  auto layout = SparseLayout::parse("1:2x1,1,1,1:1", det.config.depth);
+  auto r = convert_dense_to_sparse(dense, det.config, layout);
+  EXPECT_EQ(r.sparse.size(), ref.size());
+  for (auto& k : ref.keys()) {
+    ASSERT_TRUE(r.sparse.contains(k)) << k;
+    EXPECT_TRUE(torch::equal(r.sparse.at(k), ref.at(k))) << k;
+  }
+  auto expected_missing = nlohmann::json::parse(ref.metadata.at("missing")).get<std::vector<std::string>>();
+  auto expected_unexpected = nlohmann::json::parse(ref.metadata.at("unexpected")).get<std::vector<std::string>>();
+  EXPECT_EQ(r.missing, expected_missing);
+  EXPECT_EQ(r.unexpected, expected_unexpected);
+}
+
+TEST(SparseDiT, LayoutArithmeticIsChecked) {
+  EXPECT_EQ(SparseLayout::default_for_depth(28).str(), "2:4x1,3,1,1:2");
+  EXPECT_EQ(SparseLayout::default_for_depth(12).str(), "1:2x1,2,1,1:1");
+  EXPECT_EQ(SparseLayout::default_for_depth(24).depth(), 24);
+  for (int d = 5; d <= 40; ++d) EXPECT_EQ(SparseLayout::default_for_depth(d).depth(), d) << d;
+  try {
+    SparseLayout::parse("2:4x1,3,1,1:2", 12);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("= 28 blocks, but the model has depth 12"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(SparseLayout::parse("2-4x1"), Error);
+}
+
+TEST(SparseDiT, ConvertedForwardMatchesReferenceAtEverySide) {
+  auto dense = read("sparsedit/dense_dit.safetensors");
+  auto f = read("sparsedit/converted_forward.safetensors");
+  auto det = detect_from_weights(dense);
+  auto r = convert_dense_to_sparse(dense, det.config, SparseLayout::parse("1:2x1,1,1,1:1"));
+  auto m = Model::from_state_dict(r.sparse, 4);
+  ASSERT_TRUE(m.sparse());
+  torch::NoGradGuard ng;
+  for (int side : {2, 3, 4, 6, 8}) {
+    auto out = m.forward(f.at("x"), f.at("t"), f.at("y"), side);
+    EXPECT_LT(rel_l2(out, f.at("converted_out_s" + std::to_string(side))), kForwardTol) << "side " << side;
+  }
+  auto dm = Model::from_state_dict(dense, 4);
+  EXPECT_LT(rel_l2(dm.forward(f.at("x"), f.at("t"), f.at("y")), f.at("dense_out")), kForwardTol);
+}
+
+TEST(SparseDiT, RandomModelForwardAndCfgMatchReference) {
+  auto sd = read("sparsedit/sparse_dit.safetensors");
+  auto f = read("sparsedit/sparse_forward.safetensors");
+  auto m = Model::from_state_dict(sd);
+  EXPECT_EQ(m.spec().layout.str(), "1:2x1,1,1,1:1");
+  torch::NoGradGuard ng;
+  for (int side : {2, 3, 4, 6, 8}) {
+    auto out = m.forward(f.at("x"), f.at("t"), f.at("y"), side);
+    EXPECT_LT(rel_l2(out, f.at("out_s" + std::to_string(side))), kForwardTol) << "side " << side;
+  }
+  const int64_t side = f.at("cfg_side").item<int64_t>();
+  BackboneFn fn = [&](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y) {
+    return m.forward(x, t, y, side);
+  };
+  auto out = forward_with_cfg(fn, f.at("cfg_x"), f.at("cfg_t"), f.at("cfg_y"), 4.0, 3, 4);
+  EXPECT_LT(rel_l2(out, f.at("cfg_out")), kForwardTol);
+  EXPECT_THROW(m.forward(f.at("x"), f.at("t"), f.at("y"), 9), Error);
+  EXPECT_THROW(m.forward(f.at("x"), f.at("t"), f.at("y"), 0 - 1), Error);
+}
+
+TEST(SparseDiT, SparseGradientsMatchFiniteDifferences) {
+  // The hand-written cheaper forms (pooled V mean, W1 before upsampling) must keep autograd right.
+  auto sd = read("sparsedit/sparse_dit.safetensors");
+  auto m = Model::from_state_dict(sd);
+  m.to(torch::kCPU, torch::kDouble);
+  auto f = read("sparsedit/sparse_forward.safetensors");
+  auto x = f.at("x").to(torch::kDouble).narrow(0, 0, 1);
+  auto t = f.at("t").narrow(0, 0, 1), y = f.at("y").narrow(0, 0, 1);
+  auto params = m.module().named_parameters();
+  for (auto name : {"poolingformer_blocks.0.attn.v.weight", "dumbbell_blocks.1.token_recover_blocks.0.merged_layer1.weight",
+                    "dumbbell_blocks.0.token_merge_blocks.0.attn.kv.weight"}) {
+    auto p = params[name];
+    m.module().zero_grad();
+    m.forward(x, t, y, 3).pow(2).sum().backward();
+    const double analytic = p.grad().view(-1)[5].item<double>();
+    const double h = 1e-6;
+    torch::NoGradGuard ng;
+    const double orig = p.view(-1)[5].item<double>();
+    p.view(-1)[5] = orig + h;
+    const double up = m.forward(x, t, y, 3).pow(2).sum().item<double>();
+    p.view(-1)[5] = orig - h;
+    const double down = m.forward(x, t, y, 3).pow(2).sum().item<double>();
+    p.view(-1)[5] = orig;
+    const double numeric = (up - down) / (2 * h);
+    EXPECT_NEAR(analytic, numeric, 1e-5 * std::max(1.0, std::abs(numeric))) << name;
+  }
+}

@@ -1,0 +1,27 @@
+#pragma once
+// Helpers shared by the tests: golden-file paths and the relative L2 distance every golden
+// comparison is stated in. Declared globally and re-exported into sdit so both `rel_l2(...)` and
+// `sdit::rel_l2(...)` work (a sdit::testing namespace would shadow gtest's ::testing inside sdit).
+#include <torch/torch.h>
+
+#include <limits>
+#include <string>
+
+// ||a − ref|| / ||ref||, in double so the metric adds no float32 rounding of its own.
+// Mismatched shapes give +inf; an all-zero ref gives ||a − ref||.
+inline double rel_l2(const torch::Tensor& a, const torch::Tensor& ref) {
+  auto a64 = a.detach().to(torch::kCPU, torch::kDouble);
+  auto r64 = ref.detach().to(torch::kCPU, torch::kDouble);
+  if (!a64.sizes().equals(r64.sizes())) return std::numeric_limits<double>::infinity();
+  const double diff = (a64 - r64).norm().item<double>();
+  const double base = r64.norm().item<double>();
+  return base > 0 ? diff / base : diff;
+}
+
+// Absolute path of a file under the golden directory, e.g. golden("dit/forward.safetensors").
+inline std::string golden(const std::string& rel) { return std::string(SPARSEDIT_GOLDEN_DIR) + "/" + rel; }
+
+namespace sdit {
+using ::golden;
+using ::rel_l2;
+}  // namespace sdit

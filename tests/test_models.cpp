@@ -171,7 +171,8 @@ TEST(SparseDiT, RandomModelForwardAndCfgMatchReference) {
   auto out = forward_with_cfg(fn, f.at("cfg_x"), f.at("cfg_t"), f.at("cfg_y"), 4.0, 3, 4);
   EXPECT_LT(rel_l2(out, f.at("cfg_out")), kForwardTol);
   EXPECT_THROW(m.forward(f.at("x"), f.at("t"), f.at("y"), 9), Error);
-  EXPECT_THROW(m.forward(f.at("x"), f.at("t"), f.at("y"), 0 - 1), Error);
+  // side <= 0 asks for the dense grid, which must equal an explicit full-size grid.
+  EXPECT_TRUE(torch::equal(m.forward(f.at("x"), f.at("t"), f.at("y"), 0), m.forward(f.at("x"), f.at("t"), f.at("y"), 8)));
 }
 
 TEST(SparseDiT, SparseGradientsMatchFiniteDifferences) {

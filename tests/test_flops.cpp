@@ -1,6 +1,8 @@
 // Analytic MAC counts against the numbers SPEC §6 and DiT's Table 4 print, and the `flops` command.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -8,8 +10,13 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "diffusion/density_schedule.h"
 #include "eval/flops.h"
+#include "io/checkpoint.h"
+#include "models/load.h"
+#include "models/sparsedit.h"
 #include "util/error.h"
 
 using sdit::DensitySchedule;
@@ -47,11 +54,13 @@ std::string run(const std::string& args, int* status) {
   return out;
 }
 
-// The number after "key": in a JSON object printed by the command.
-double json_number(const std::string& json, const std::string& key) {
-  const auto at = json.find("\"" + key + "\":");
-  if (at == std::string::npos) return NAN;
-  return std::stod(json.substr(at + key.size() + 3));
+nlohmann::json parse_json(const std::string& out) {
+  try {
+    return nlohmann::json::parse(out);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "not JSON (" << e.what() << "):\n" << out;
+    return nlohmann::json::object();
+  }
 }
 
 }  // namespace
@@ -172,17 +181,38 @@ TEST(FlopsCommand, JsonForDenseAndFixedSparse) {
   int st = -1;
   auto out = run("flops --model DiT-XL/2 --image-size 256 --json", &st);
   ASSERT_EQ(st, 0) << out;
-  EXPECT_NEAR(json_number(out, "gmacs"), 118.6, 0.05) << out;
-  EXPECT_NE(out.find("\"segments\""), std::string::npos) << out;
-  EXPECT_NE(out.find("\"sides\""), std::string::npos) << out;
+  auto j = parse_json(out);
+  EXPECT_NEAR(j.value("gmacs", 0.0), 118.6, 0.05) << out;
+  EXPECT_EQ(j["sides"], nlohmann::json::array({16}));
+  ASSERT_TRUE(j["segments"].is_array());
+  EXPECT_EQ(j["segments"].size(), 3u);
+  double sum = 0.0;
+  for (const auto& seg : j["segments"]) sum += seg["gmacs_per_side"][0].get<double>();
+  EXPECT_NEAR(sum, j.value("gmacs", 0.0), 1e-6);
 
   out = run("flops --model DiT-XL/2 --image-size 256 --sparse --density fixed:8 --json", &st);
   ASSERT_EQ(st, 0) << out;
-  EXPECT_NEAR(json_number(out, "gmacs"), 68.15, 0.005) << out;
+  j = parse_json(out);
+  EXPECT_NEAR(j.value("gmacs", 0.0), 68.15, 0.005) << out;
+  EXPECT_EQ(j["sides"], nlohmann::json::array({8}));
+  EXPECT_EQ(j.value("family", ""), "SparseDiT");
 
   out = run("flops --model DiT-XL/2 --image-size 512 --sparse --density fixed:16 --json", &st);
   ASSERT_EQ(st, 0) << out;
-  EXPECT_NEAR(json_number(out, "gmacs"), 287.8, 0.05) << out;
+  EXPECT_NEAR(parse_json(out).value("gmacs", 0.0), 287.8, 0.05) << out;
+
+  // A schedule: the mean weighs each side's cost by the steps spent on it.
+  out = run("flops --model DiT-XL/2 --image-size 256 --sparse --density sides:10,8,8,6 --num-sampling-steps 100 --json", &st);
+  ASSERT_EQ(st, 0) << out;
+  j = parse_json(out);
+  EXPECT_EQ(j["sides"], nlohmann::json::array({10, 8, 6}));
+  double weighted = 0.0, steps = 0.0;
+  for (size_t c = 0; c < j["sides"].size(); ++c) {
+    weighted += j["gmacs_per_side"][c].get<double>() * j["steps_per_side"][c].get<double>();
+    steps += j["steps_per_side"][c].get<double>();
+  }
+  EXPECT_EQ(steps, 100.0);
+  EXPECT_NEAR(j.value("gmacs", 0.0), weighted / steps, 1e-9);
 }
 
 TEST(FlopsCommand, ScheduleTableAndErrors) {
@@ -203,4 +233,27 @@ TEST(FlopsCommand, ScheduleTableAndErrors) {
   EXPECT_NE(st, 0) << out;
   out = run("flops --model DiT-XL/2 --image-size 250", &st);
   EXPECT_NE(st, 0) << out;
+}
+
+TEST(FlopsCommand, SparseDiTCheckpointImpliesSparse) {
+  ASSERT_TRUE(std::filesystem::exists(SPARSEDIT_BINARY)) << "build the sparsedit target first";
+  DiTConfig cfg = make(64, 7, 2, 8);
+  cfg.num_heads = 4;
+  cfg.num_classes = 10;
+  const auto layout = SparseLayout::parse("1:1x1,1,1,1:2", cfg.depth);
+  sdit::SparseDiT model(cfg, layout);
+  const auto dir = std::filesystem::temp_directory_path() / ("sdit_flops_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "tiny_sparse.safetensors").string();
+  sdit::save_checkpoint(path, sdit::module_state_dict(*model));
+
+  int st = -1;
+  auto out = run("flops --ckpt " + path + " --num-heads 4 --density fixed:3 --json", &st);
+  std::filesystem::remove_all(dir);
+  ASSERT_EQ(st, 0) << out;
+  const auto j = parse_json(out);
+  EXPECT_EQ(j.value("family", ""), "SparseDiT");
+  EXPECT_EQ(j.value("layout", ""), layout.str());
+  EXPECT_EQ(j.value("tokens", 0), 16);
+  EXPECT_NEAR(j.value("gmacs", 0.0), g(sdit::sparse_flops(cfg, layout, 3)), 1e-9);
 }

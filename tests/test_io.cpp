@@ -247,6 +247,12 @@ TEST_F(IoTest, BadZipAndTruncatedPt) {
   ASSERT_NE(eocd, std::string::npos);
   bad[eocd + 19] = '\x7f';
   expect_error([&] { read_torch_pt(write_bytes("badcd.pt", bad)); }, "central directory");
+  // PyTorch also writes zip64 end records: a bad offset there is caught as well.
+  const size_t rec64 = pt.rfind(std::string("PK\x06\x06", 4));
+  ASSERT_NE(rec64, std::string::npos);
+  bad = pt;
+  bad[rec64 + 48 + 6] = '\x7f';
+  expect_error([&] { read_torch_pt(write_bytes("badcd64.pt", bad)); }, "central directory");
   bad = pt;
   bad[cd_offset(bad) + 1] = 'X';
   expect_error([&] { read_torch_pt(write_bytes("badsig.pt", bad)); }, "bad signature");

@@ -78,8 +78,8 @@ TEST(DensitySchedule, StageBoundaries) {
   EXPECT_EQ(s.stage_of(249), 0);
   EXPECT_EQ(s.stage_of(250), 1);
   EXPECT_EQ(s.stage_of(999), 3);
-  EXPECT_EQ(s.stage_range(0), std::make_pair<int64_t, int64_t>(0, 250));
-  EXPECT_EQ(s.stage_range(3), std::make_pair<int64_t, int64_t>(750, 1000));
+  EXPECT_EQ(s.stage_range(0), (std::pair<int64_t, int64_t>(0, 250)));
+  EXPECT_EQ(s.stage_range(3), (std::pair<int64_t, int64_t>(750, 1000)));
   EXPECT_NEAR(s.rate_at(0), 1.0 - 144.0 / 256.0, 1e-12);
   EXPECT_NEAR(s.rate_at(999), 1.0 - 36.0 / 256.0, 1e-12);
   EXPECT_THROW(s.side_at(1000), sdit::Error);

@@ -8,5 +8,7 @@ void register_info(CLI::App& app);
 void register_sample(CLI::App& app);
 void register_convert(CLI::App& app);
 void register_flops(CLI::App& app);
+void register_decode(CLI::App& app);
+void register_encode(CLI::App& app);
 
 }  // namespace sdit::cli

@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
   sdit::cli::register_sample(app);
   sdit::cli::register_convert(app);
   sdit::cli::register_flops(app);
+  sdit::cli::register_decode(app);
+  sdit::cli::register_encode(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -44,12 +44,13 @@ torch::Tensor dpm_solver_pp_2m(const GaussianDiffusion& d, const ModelFn& model,
   torch::Tensor prev_x0;
   double prev_h = 0.0;
   for (int64_t k = K - 1, step = 0; k >= 0; --k, ++step) {
-    auto out = model(x, batch_t(x, map[static_cast<size_t>(k)]));
+    const int64_t t = map[static_cast<size_t>(k)];
+    auto out = model(x, batch_t(x, t));
     if (out.dim() != x.dim() || out.size(0) != x.size(0) || out.size(1) < C)
       fail("model output ", out.sizes(), " does not fit input ", x.sizes());
     auto eps = out.narrow(1, 0, C);
-    auto x0 = torch::full(x.sizes(), static_cast<float>(at(orig.sqrt_recip_alphas_cumprod, k)), fopts) * x -
-              torch::full(x.sizes(), static_cast<float>(at(orig.sqrt_recipm1_alphas_cumprod, k)), fopts) * eps;
+    auto x0 = d.extract(orig.sqrt_recip_alphas_cumprod, t, x.sizes(), fopts) * x -
+              d.extract(orig.sqrt_recipm1_alphas_cumprod, t, x.sizes(), fopts) * eps;
     if (opt.clip_denoised) x0 = x0.clamp(-1, 1);
     if (k == 0) {
       x = x0;

@@ -93,9 +93,14 @@ void ZipReader::parse() {
     uint64_t rec = rd64(f + eocd - 12);
     if (!fits(rec, 56, eocd - 20)) bad("zip64 end record offset " + std::to_string(rec) + " is outside the file");
     if (rd32(f + rec) != kEnd64Sig) bad("zip64 end record has a bad signature");
-    count = rd64(f + rec + 32);
-    cd_size = rd64(f + rec + 40);
-    cd_offset = rd64(f + rec + 48);
+    // Values not saturated in the classic record must agree with the zip64 ones.
+    const uint64_t count64 = rd64(f + rec + 32), size64 = rd64(f + rec + 40), offset64 = rd64(f + rec + 48);
+    if ((count != k16 && count != count64) || (cd_size != k32 && cd_size != size64) ||
+        (cd_offset != k32 && cd_offset != offset64))
+      bad("the end record and the zip64 end record disagree about the central directory");
+    count = count64;
+    cd_size = size64;
+    cd_offset = offset64;
   } else if (count == k16 || cd_size == k32 || cd_offset == k32) {
     bad("end record announces zip64 but the zip64 locator is missing");
   }

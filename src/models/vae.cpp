@@ -323,8 +323,7 @@ torch::Tensor AutoencoderKLImpl::decode_latents(const torch::Tensor& latents, in
   if (latents.dim() != 4 || latents.size(1) != cfg_.latent_channels)
     fail("VAE decode expects latents of shape [N, ", cfg_.latent_channels, ", h, w], got ",
          shape_str(latents.sizes().vec()));
-  const auto& p = *parameters().begin();
-  auto z = latents.to(p.device(), torch::kFloat32) / cfg_.scaling_factor;
+  auto z = latents.to(decoder->conv_in->weight.device(), torch::kFloat32) / cfg_.scaling_factor;
   if (cfg_.shift_factor != 0.0) z = z + cfg_.shift_factor;
   if (tile < 0) fail("--tile must be >= 0, got ", tile);
   if (tile > 0 && (latents.size(2) > tile || latents.size(3) > tile)) return decode_tiled(z, tile);
@@ -337,8 +336,7 @@ LatentPosterior AutoencoderKLImpl::encode(const torch::Tensor& x) {
   if (x.dim() != 4 || x.size(1) != cfg_.in_channels || x.size(2) % f || x.size(3) % f)
     fail("VAE encode expects images of shape [N, ", cfg_.in_channels, ", H, W] with H, W multiples of ",
          f, ", got ", shape_str(x.sizes().vec()));
-  const auto& p = *parameters().begin();
-  auto h = encoder->forward(x.to(p.device(), torch::kFloat32), trace_);
+  auto h = encoder->forward(x.to(encoder->conv_in->weight.device(), torch::kFloat32), trace_);
   if (quant_conv) h = quant_conv->forward(h);
   emit(trace_, "quant_conv", h);
   auto parts = h.chunk(2, 1);

@@ -33,6 +33,7 @@ EncodeFolderResult encode_image_folder(AutoencoderKL& vae, const EncodeFolderOpt
 
   auto gen = at::detail::createCPUGenerator(opts.seed);
   const int64_t copies = opts.flip ? 2 : 1;
+  if (opts.progress) opts.progress(0, n);
   for (int64_t start = 0; start < n; start += opts.batch_size) {
     const int64_t count = std::min(opts.batch_size, n - start);
     std::vector<torch::Tensor> xs, ys;

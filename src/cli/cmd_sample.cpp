@@ -12,6 +12,7 @@
 #include "diffusion/gaussian_diffusion.h"
 #include "diffusion/samplers.h"
 #include "eval/flops.h"
+#include "eval/npz.h"
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "models/guidance.h"
@@ -26,7 +27,7 @@ namespace {
 
 struct SampleArgs {
   std::string ckpt, labels = "207,360,387,974,88,979,417,279", steps = "250", sampler = "ddpm", cfg_channels = "3";
-  std::string vae = "none", save_latents, output = "sample.png", device = "cpu", density;
+  std::string vae = "none", save_latents, save_npz, output = "sample.png", device = "cpu", density;
   int64_t num_heads = 0, image_size = 0, latent_size = 0, num_classes = 0, batch_size = 0, nrow = 4;
   int64_t seed = 0;
   double eta = 0.0, cfg_scale = 4.0;
@@ -178,6 +179,11 @@ void run_sample(SampleArgs& a) {
   } else if (!latent_space) {
     images = samples;  // pixel-space model: the samples are the images
   }
+  if (!a.save_npz.empty()) {
+    if (!images.defined()) fail("--save-npz needs decoded images: pass --vae DIR for a latent model");
+    write_npz_images(a.save_npz, images, torch::tensor(labels, torch::kLong));
+    log.stage("wrote " + a.save_npz + " (arr_0 uint8 NHWC, arr_1 labels)");
+  }
   if (images.defined()) {
     save_image_grid(images, a.nrow, a.output, {{"parameters", params.str()}});
     log.stage("wrote " + a.output);
@@ -232,6 +238,7 @@ void register_sample(CLI::App& app) {
                                "SparseDiT token density: full | fixed:S | range:RMIN,RMAX | sides:a,b,c,d | per-step:RMIN,RMAX");
   o["vae"] = c->add_option("--vae", a->vae, "diffusers VAE folder to decode latents, or none")->capture_default_str();
   o["save_latents"] = c->add_option("--save-latents", a->save_latents, "write the conditional latents (tensor 'latents')");
+  o["save_npz"] = c->add_option("--save-npz", a->save_npz, "write the images as an ADM-style .npz (arr_0 uint8 NHWC)");
   o["output"] = c->add_option("-o,--output", a->output, "PNG grid")->capture_default_str();
   o["nrow"] = c->add_option("--nrow", a->nrow, "images per row of the grid")->capture_default_str();
   o["threads"] = c->add_option("-t,--threads", a->threads, "CPU threads (default: libtorch's)");

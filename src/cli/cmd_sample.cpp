@@ -8,14 +8,10 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "diffusion/density_schedule.h"
-#include "diffusion/gaussian_diffusion.h"
-#include "diffusion/samplers.h"
-#include "eval/flops.h"
+#include "diffusion/pipeline.h"
 #include "eval/npz.h"
 #include "io/image.h"
 #include "io/safetensors.h"
-#include "models/guidance.h"
 #include "models/model.h"
 #include "models/vae.h"
 #include "util/compat.h"
@@ -58,7 +54,7 @@ void apply_recommended(SampleArgs& a, const Model& m) {
   if (j.contains("eta") && j["eta"].is_number() && !a.given("eta")) a.eta = j["eta"];
 }
 
-int64_t check_sizes(const SampleArgs& a, const DiTConfig& c, bool latent_space) {
+void check_sizes(const SampleArgs& a, const DiTConfig& c, bool latent_space) {
   if (a.latent_size > 0 && a.latent_size != c.input_size)
     fail("--latent-size ", a.latent_size, " does not match the checkpoint's input size ", c.input_size);
   if (a.image_size > 0) {
@@ -69,7 +65,6 @@ int64_t check_sizes(const SampleArgs& a, const DiTConfig& c, bool latent_space) 
   }
   if (a.num_classes > 0 && a.num_classes != c.num_classes)
     fail("--num-classes ", a.num_classes, " does not match the checkpoint's ", c.num_classes, " classes");
-  return c.input_size;
 }
 
 std::string join(const std::vector<int64_t>& v) {
@@ -91,71 +86,34 @@ void run_sample(SampleArgs& a) {
   log.stage("loaded " + model.describe() + " from " + a.ckpt);
 
   const bool latent_space = cfg.in_channels == 4;
-  const int64_t L = check_sizes(a, cfg, latent_space);
-  auto labels = parse_int_list(a.labels, "class label");
-  for (auto l : labels)
-    if (l < 0 || l >= cfg.num_classes)
-      fail("class label ", l, " is out of range: the model has ", cfg.num_classes, " classes (0..", cfg.num_classes - 1, ")");
+  check_sizes(a, cfg, latent_space);
   if (a.cfg_channels != "3" && a.cfg_channels != "all") fail("--cfg-channels must be 3 or all, got '", a.cfg_channels, "'");
-  const int64_t guided = a.cfg_channels == "all" ? -1 : 3;
+  SamplingRequest req;
+  req.labels = parse_int_list(a.labels, "class label");
+  req.steps = a.steps;
+  req.sampler = a.sampler;
+  req.eta = a.eta;
+  req.cfg_scale = a.cfg_scale;
+  req.guided_channels = a.cfg_channels == "all" ? -1 : 3;
+  req.density = a.density;
+  req.seed = a.seed;
+  req.batch_size = a.batch_size;
+  req.device = device;
+  const auto& labels = req.labels;
+  const int64_t n = static_cast<int64_t>(labels.size());
   const bool use_cfg = a.cfg_scale != 1.0;
 
-  std::string density = a.density;
-  if (!model.sparse() && !density.empty() && density != "full")
-    fail("--density ", density, " needs a SparseDiT; this checkpoint is a dense DiT (make one with sparsedit convert)");
-  if (density.empty()) density = model.sparse() ? default_density(cfg.tokens()) : "full";
-  auto sched = DensitySchedule::parse(density, cfg.grid());
-
-  DiffusionOptions dopt;
-  dopt.respacing = a.steps;
-  dopt.learn_sigma = cfg.learn_sigma;
-  GaussianDiffusion diffusion(dopt);
-  SampleOptions sopt;
-  sopt.sampler = a.sampler;
-  sopt.eta = a.eta;
-  const int64_t nsteps = diffusion.num_timesteps();
-
-  std::map<int64_t, int64_t> side_steps;  // side -> model calls, for the summary
-  torch::Tensor y_all;
-  ModelFn fn = [&](const torch::Tensor& x, const torch::Tensor& t) {
-    const int64_t side = sched.side_at(t[0].item<int64_t>());
-    side_steps[side] += 1;
-    BackboneFn f = [&](const torch::Tensor& xx, const torch::Tensor& tt, const torch::Tensor& yy) {
-      return model.forward(xx, tt, yy, side);
-    };
-    if (!use_cfg) return f(x, t, y_all);
-    return forward_with_cfg(f, x, t, y_all, a.cfg_scale, guided, cfg.in_channels);
-  };
-
-  torch::manual_seed(static_cast<uint64_t>(a.seed));
-  const int64_t n = static_cast<int64_t>(labels.size());
-  const int64_t chunk = a.batch_size > 0 ? a.batch_size : n;
-  std::vector<torch::Tensor> cond;
-  torch::NoGradGuard ng;
   compat::cuda_reset_peak();
-  const double t0 = log.elapsed();
-  for (int64_t s = 0; s < n; s += chunk) {
-    const int64_t b = std::min(chunk, n - s);
-    auto y = torch::tensor(std::vector<int64_t>(labels.begin() + s, labels.begin() + s + b), torch::kLong).to(device);
-    // The reference order: z first, then one randn_like per step; each chunk is one such run.
-    auto z = torch::randn({b, cfg.in_channels, L, L}, torch::TensorOptions().device(device));
-    if (use_cfg) {
-      z = torch::cat({z, z}, 0);
-      y_all = torch::cat({y, torch::full({b}, cfg.num_classes, y.options())}, 0);
-    } else {
-      y_all = y;
-    }
-    ProgressBar bar("sampling " + std::to_string(s / chunk + 1) + "/" + std::to_string((n + chunk - 1) / chunk),
-                    nsteps, a.quiet);
-    sopt.on_step = [&](int64_t i, int64_t) { bar.update(i); };
-    auto out = sample_loop(diffusion, fn, z, sopt);
-    bar.finish();
-    cond.push_back(out.narrow(0, 0, b).to(torch::kCPU));
-  }
-  compat::cuda_synchronize();
-  const double wall = log.elapsed() - t0;
-  auto samples = torch::cat(cond, 0);
-  log.stage("sampled " + std::to_string(n) + " images, " + std::to_string(nsteps) + " steps, " + a.sampler);
+  std::unique_ptr<ProgressBar> bar;
+  auto res = run_sampling(model, req, [&](int64_t run, int64_t runs, int64_t step, int64_t total) {
+    if (step == 1) bar = std::make_unique<ProgressBar>(
+        "sampling " + std::to_string(run + 1) + "/" + std::to_string(runs), total, a.quiet);
+    bar->update(step);
+    if (step == total) bar->finish();
+  });
+  const double wall = res.seconds;
+  auto samples = res.samples;
+  log.stage("sampled " + std::to_string(n) + " images, " + std::to_string(res.steps) + " steps, " + a.sampler);
 
   if (!a.save_latents.empty()) {
     StateDict out;
@@ -169,7 +127,7 @@ void run_sample(SampleArgs& a) {
   std::ostringstream params;
   params << "model: " << model.describe() << "; ckpt: " << a.ckpt << "; seed: " << a.seed << "; steps: " << a.steps
          << "; sampler: " << a.sampler << "; cfg_scale: " << a.cfg_scale << " (" << a.cfg_channels
-         << " channels); density: " << sched.describe() << "; class_labels: " << join(labels);
+         << " channels); density: " << res.density_description << "; class_labels: " << join(labels);
   torch::Tensor images;
   if (a.vae != "none") {
     auto vae = load_vae(a.vae);
@@ -194,23 +152,21 @@ void run_sample(SampleArgs& a) {
   // Summary: sides used, time-averaged tokens and MACs per forward of one sample.
   double tokens = 0, calls = 0;
   std::ostringstream sides;
-  for (auto& [side, cnt] : side_steps) {
+  for (auto& [side, cnt] : res.side_calls) {
     tokens += static_cast<double>(side * side) * cnt;
     calls += cnt;
     sides << (sides.tellp() > 0 ? ", " : "") << side << "x" << side << " (" << cnt << " calls)";
   }
-  std::vector<int64_t> visited(diffusion.timestep_map().begin(), diffusion.timestep_map().end());
-  const double gmacs = mean_gmacs(cfg, model.sparse() ? &model.spec().layout : nullptr, sched, visited);
   if (!a.quiet) {
     std::printf("model:      %s\n", model.describe().c_str());
-    std::printf("sampler:    %s, %lld steps (%s), cfg %.3g on %s channels\n", a.sampler.c_str(), (long long)nsteps,
-                a.steps.c_str(), a.cfg_scale, a.cfg_channels.c_str());
-    std::printf("density:    %s\n", sched.describe().c_str());
+    std::printf("sampler:    %s, %lld steps (%s), cfg %.3g on %s channels\n", a.sampler.c_str(),
+                (long long)res.steps, a.steps.c_str(), a.cfg_scale, a.cfg_channels.c_str());
+    std::printf("density:    %s\n", res.density_description.c_str());
     std::printf("grid sides: %s\n", sides.str().c_str());
     std::printf("tokens:     %.1f mean per forward (dense %lld)\n", calls > 0 ? tokens / calls : 0.0,
                 (long long)cfg.tokens());
-    std::printf("GMACs:      %.3f mean per forward of one sample%s\n", gmacs, use_cfg ? " (x2 with CFG)" : "");
-    std::printf("wall time:  %.2f s, %.3f img/s, %.3f s/step\n", wall, n / wall, wall / (nsteps * ((n + chunk - 1) / chunk)));
+    std::printf("GMACs:      %.3f mean per forward of one sample%s\n", res.mean_gmacs, use_cfg ? " (x2 with CFG)" : "");
+    std::printf("wall time:  %.2f s, %.3f img/s, %.3f s/step\n", wall, n / wall, wall / (res.steps * res.runs));
     const auto peak = compat::cuda_peak_bytes();
     if (peak >= 0) std::printf("peak GPU memory: %.1f MiB\n", peak / 1048576.0);
   }

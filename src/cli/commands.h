@@ -5,10 +5,15 @@
 namespace sdit::cli {
 
 void register_info(CLI::App& app);
+void register_demo(CLI::App& app);
 void register_sample(CLI::App& app);
 void register_convert(CLI::App& app);
 void register_flops(CLI::App& app);
 void register_decode(CLI::App& app);
 void register_encode(CLI::App& app);
+void register_train(CLI::App& app);
+void register_bench(CLI::App& app);
+void register_eval(CLI::App& app);
+void register_train_classifier(CLI::App& app);
 
 }  // namespace sdit::cli

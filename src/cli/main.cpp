@@ -11,12 +11,17 @@ int main(int argc, char** argv) {
   CLI::App app{"sparsedit: DiT and SparseDiT (token-sparsified DiT) on libtorch"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "sparsedit 0.1");
+  sdit::cli::register_demo(app);
   sdit::cli::register_info(app);
   sdit::cli::register_sample(app);
   sdit::cli::register_convert(app);
   sdit::cli::register_flops(app);
   sdit::cli::register_decode(app);
   sdit::cli::register_encode(app);
+  sdit::cli::register_train(app);
+  sdit::cli::register_bench(app);
+  sdit::cli::register_eval(app);
+  sdit::cli::register_train_classifier(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -31,4 +31,12 @@ void cuda_synchronize() {
 #endif
 }
 
+std::tuple<torch::Tensor, torch::Tensor> eigh(const torch::Tensor& a) {
+#if defined(TORCH_VERSION_MAJOR) && (TORCH_VERSION_MAJOR > 1 || TORCH_VERSION_MINOR >= 9)
+  return torch::linalg_eigh(a, "L");
+#else
+  return torch::symeig(a, /*eigenvectors=*/true, /*upper=*/false);
+#endif
+}
+
 }  // namespace sdit::compat

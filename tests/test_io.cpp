@@ -416,3 +416,15 @@ TEST_F(IoTest, FolderWithSafetensorsFiles) {
   fs::create_directories(path("none"));
   expect_error([&] { load_checkpoint(path("none")); }, "holds no checkpoint");
 }
+
+TEST_F(IoTest, SafetensorsWhoseHeaderLengthStartsWith0x80IsNotMistakenForLegacyPickle) {
+  std::string header = R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";
+  header.resize(128, ' ');  // length 0x80: the first byte of the file is 0x80, like a pickle
+  std::string bytes(8, '\0');
+  bytes[0] = static_cast<char>(0x80);
+  const float one = 1.0f;
+  bytes += header + std::string(reinterpret_cast<const char*>(&one), 4);
+  auto sd = load_checkpoint(write_bytes("len128.safetensors", bytes));
+  ASSERT_TRUE(sd.contains("a"));
+  EXPECT_EQ(sd.at("a").item<float>(), 1.0f);
+}

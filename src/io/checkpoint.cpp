@@ -287,12 +287,13 @@ StateDict load_checkpoint(const std::string& path) {
     got = static_cast<size_t>(f.gcount());
   }
   if (got == 0) fail("checkpoint '", path, "' is empty");
+  const std::string dir = fs::path(path).parent_path().string();
+  // A safetensors header length may well start with byte 0x80, so the extension decides first.
+  if (lower_extension(path) == ".safetensors") return finish(read_safetensors(path), dir, path);
   if (static_cast<uint8_t>(head[0]) == 0x80) {
     fail("'", path, "': legacy torch.save format is not supported; re-save with torch.save(obj, f) from PyTorch >= 1.6");
   }
-  const std::string dir = fs::path(path).parent_path().string();
   if (got >= 4 && std::memcmp(head, "PK\x03\x04", 4) == 0) return finish(from_torch_pt(path), dir, path);
-  if (lower_extension(path) == ".safetensors") return finish(read_safetensors(path), dir, path);
   // Unknown extension: safetensors starts with a small little-endian length and then '{'.
   if (got == 8) {
     uint64_t n = 0;

@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <array>
-#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -59,9 +58,11 @@ std::vector<float> parse_digit_file(const std::string& path) {
     while (p < end && (*p == ' ' || *p == ',' || *p == '\n' || *p == '\r' || *p == '\t')) ++p;
     if (p >= end) fail("'", path, "' is truncated: the \"data\" array never closes");
     if (*p == ']') break;
-    float x = 0;
-    auto [next, ec] = std::from_chars(p, end, x);
-    if (ec != std::errc() || !(x >= 0.f && x <= 1.f))
+    // strtof rather than from_chars<float>: older compilers (CUDA toolchains) lack the latter;
+    // the text is NUL-terminated, and the "C" locale is in force (nothing calls setlocale).
+    char* next = nullptr;
+    const float x = std::strtof(p, &next);
+    if (next == p || !(x >= 0.f && x <= 1.f))
       fail("'", path, "': entry ", v.size(), " of \"data\" is not a number in [0, 1]");
     v.push_back(x);
     p = next;

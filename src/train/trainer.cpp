@@ -544,9 +544,10 @@ std::string Trainer::describe() const {
   os << "model:     " << model_.describe() << ", " << model_.state_dict().numel() << " parameters\n";
   if (model_.sparse()) os << "density:   " << schedule_.describe() << "\n";
   os << "batches:   " << describe_intervals(intervals_) << "\n";
-  os << "optimizer: AdamW lr " << opt_.lr << ", weight decay " << opt_.weight_decay << ", EMA " << opt_.ema_decay
-     << (opt_.min_snr_gamma > 0 ? ", Min-SNR-" + std::to_string(opt_.min_snr_gamma) : std::string())
-     << (opt_.grad_clip > 0 ? ", grad clip " + std::to_string(opt_.grad_clip) : std::string()) << "\n";
+  os << "optimizer: AdamW lr " << opt_.lr << ", weight decay " << opt_.weight_decay << ", EMA " << opt_.ema_decay;
+  if (opt_.min_snr_gamma > 0) os << ", Min-SNR-" << opt_.min_snr_gamma;
+  if (opt_.grad_clip > 0) os << ", grad clip " << opt_.grad_clip;
+  os << "\n";
   os << "steps:     " << step_ << " -> " << opt_.steps << " on " << opt_.device << ", results in " << opt_.results_dir;
   return os.str();
 }

@@ -3,7 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh build
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 BIN=build/sparsedit
 if [ -f models/mnist-dit.safetensors ] && [ -f models/mnist-sparsedit.safetensors ] && $BIN demo --help >/dev/null 2>&1; then
   exec $BIN demo "$@"

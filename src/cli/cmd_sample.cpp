@@ -104,12 +104,20 @@ void run_sample(SampleArgs& a) {
   const bool use_cfg = a.cfg_scale != 1.0;
 
   compat::cuda_reset_peak();
-  std::unique_ptr<ProgressBar> bar;
-  auto res = run_sampling(model, req, [&](int64_t run, int64_t runs, int64_t step, int64_t total) {
-    if (step == 1) bar = std::make_unique<ProgressBar>(
-        "sampling " + std::to_string(run + 1) + "/" + std::to_string(runs), total, a.quiet);
+  // Each run's bar starts its clock when the previous run ends, so s/it covers the first step too.
+  const int64_t runs = a.batch_size > 0 ? (n + a.batch_size - 1) / a.batch_size : 1;
+  auto make_bar = [&](int64_t run) {
+    return std::make_unique<ProgressBar>("sampling " + std::to_string(run + 1) + "/" + std::to_string(runs),
+                                         0, a.quiet);
+  };
+  auto bar = make_bar(0);
+  auto res = run_sampling(model, req, [&](int64_t run, int64_t, int64_t step, int64_t total) {
+    bar->set_total(total);
     bar->update(step);
-    if (step == total) bar->finish();
+    if (step == total) {
+      bar->finish();
+      bar = make_bar(run + 1);
+    }
   });
   const double wall = res.seconds;
   auto samples = res.samples;

@@ -34,6 +34,7 @@ class Log {
 class ProgressBar {
  public:
   ProgressBar(std::string label, int64_t total, bool quiet);
+  void set_total(int64_t total) { total_ = total; }
   void update(int64_t done);
   void finish();
 

@@ -10,7 +10,8 @@
 # Environment: RESULTS (results/mnist), DENSE_STEPS (1500), SPARSE_STEPS (600), THREADS (1).
 # Sized for about 40 minutes on a shared 2-core machine (measured: dense ~0.8 steps/s, SparseDiT
 # ~2 steps/s, one thread each); re-running it continues an interrupted phase from its newest
-# checkpoint (training resumes exactly). More DENSE_STEPS give cleaner digits.
+# checkpoint (training resumes exactly; delete RESULTS/sparsedit to fine-tune again from a longer
+# dense run). More DENSE_STEPS give cleaner digits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR="${1:-build}"

@@ -54,7 +54,7 @@ Resolved resolve_model(const FlopsOptions& o) {
     if (o.num_heads > 0) r.cfg.num_heads = o.num_heads;
   } else {
     r.name = o.ckpt;
-    const StateDict sd = load_checkpoint(o.ckpt);
+    const StateDict sd = without_training_state(load_checkpoint(o.ckpt));
     const auto det = detect_from_weights(sd, o.num_heads > 0 ? std::optional<int64_t>(o.num_heads) : std::nullopt);
     r.cfg = det.config;
     // pos_embed fixes the token grid, so the checkpoint cannot be costed at another size.

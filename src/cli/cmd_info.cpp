@@ -18,12 +18,15 @@ struct InfoArgs {
 };
 
 void print_checkpoint(const InfoArgs& a) {
-  auto sd = load_checkpoint(a.ckpt);
+  const auto raw = load_checkpoint(a.ckpt);
+  const auto sd = without_training_state(raw);
   std::map<std::string, int64_t> dtypes;
   for (auto& k : sd.keys()) dtypes[std::string(c10::toString(sd.at(k).scalar_type()))] += 1;
   std::cout << "file:        " << a.ckpt << "\n";
   std::cout << "tensors:     " << sd.size() << "\n";
   std::cout << "parameters:  " << sd.numel() << "\n";
+  if (raw.size() != sd.size())
+    std::cout << "train state: " << raw.size() - sd.size() << " tensors (optimiser, raw weights, RNG; the model above is the EMA)\n";
   std::cout << "dtypes:      ";
   for (auto& [d, n] : dtypes) std::cout << d << " x" << n << " ";
   std::cout << "\n";

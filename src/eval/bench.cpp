@@ -80,7 +80,7 @@ class ModelPool {
  public:
   ModelPool(const BenchModelSource& src, const BenchOptions& opt) : src_(src), opt_(opt) {
     if (src_.ckpt.empty()) return;
-    sd_ = load_checkpoint(src_.ckpt);
+    sd_ = without_training_state(load_checkpoint(src_.ckpt));
     ckpt_spec_ = detect_from_weights(*sd_, src_.num_heads);
     if (!ckpt_spec_.heads_known)
       fail("bench: cannot tell the number of attention heads of ", src_.ckpt, " (hidden size ",

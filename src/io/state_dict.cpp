@@ -41,4 +41,12 @@ int64_t StateDict::numel() const {
   return n;
 }
 
+StateDict without_training_state(const StateDict& sd) {
+  StateDict out;
+  for (const auto& k : sd.keys())
+    if (k.rfind(kTrainingStatePrefix, 0) != 0) out.set(k, sd.at(k));
+  out.metadata = sd.metadata;
+  return out;
+}
+
 }  // namespace sdit

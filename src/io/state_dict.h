@@ -30,4 +30,9 @@ class StateDict {
   std::unordered_map<std::string, size_t> index_;
 };
 
+// Training checkpoints (sparsedit train) keep the EMA weights under the model's own names and the
+// optimiser, raw weights and RNG states under "train.*"; the model is the rest.
+constexpr const char* kTrainingStatePrefix = "train.";
+StateDict without_training_state(const StateDict& sd);
+
 }  // namespace sdit

@@ -20,12 +20,7 @@ Model Model::build(const DetectedModel& spec) {
 }
 
 Model Model::from_state_dict(const StateDict& sd_in, std::optional<int64_t> num_heads) {
-  // Training checkpoints (sparsedit train) keep the EMA under the plain names and the optimiser,
-  // raw weights and RNG under "train.*": a model is the plain part.
-  StateDict sd;
-  for (const auto& k : sd_in.keys())
-    if (k.rfind("train.", 0) != 0) sd.set(k, sd_in.at(k));
-  sd.metadata = sd_in.metadata;
+  const StateDict sd = without_training_state(sd_in);
   auto spec = detect_from_weights(sd, num_heads);
   if (!spec.heads_known)
     fail("cannot tell the number of attention heads for hidden size ", spec.config.hidden_size,

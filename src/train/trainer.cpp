@@ -32,7 +32,7 @@ using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kFormat = "sparsedit-train/1";
-constexpr const char* kTrainPrefix = "train.";
+constexpr const char* kTrainPrefix = kTrainingStatePrefix;
 constexpr const char* kModelPrefix = "train.model.";
 constexpr const char* kOptPrefix = "train.opt.";
 constexpr int64_t kGridImages = 16, kGridRow = 8;
@@ -77,14 +77,6 @@ torch::Device training_device(const std::string& name) {
   if (d->is_cuda() && !compat::cuda_available())
     fail("--device ", name, ": this build of libtorch has no CUDA device available (use --device cpu)");
   return *d;
-}
-
-StateDict without_training_state(const StateDict& sd) {
-  StateDict out;
-  for (const auto& k : sd.keys())
-    if (k.rfind(kTrainPrefix, 0) != 0) out.set(k, sd.at(k));
-  out.metadata = sd.metadata;
-  return out;
 }
 
 // A SparseDiT from scratch starts its merge layers as the conversion does (X_m = X).

@@ -202,3 +202,16 @@ TEST(SparseDiT, SparseGradientsMatchFiniteDifferences) {
     EXPECT_NEAR(analytic, numeric, 1e-5 * std::max(1.0, std::abs(numeric))) << name;
   }
 }
+
+TEST(Guidance, ThreeChannelGuidanceOnAOneChannelModelGuidesTheChannelItHas) {
+  // A pixel-space MNIST model has 1 eps + 1 variance channel; DiT's default of 3 must not overrun.
+  BackboneFn f = [](const torch::Tensor& x, const torch::Tensor&, const torch::Tensor& y) {
+    return torch::cat({x * (1 + y.view({-1, 1, 1, 1}).to(torch::kFloat)), x}, 1);
+  };
+  auto x = torch::randn({4, 1, 2, 2});
+  auto t = torch::zeros({4}, torch::kLong);
+  auto y = torch::tensor({1, 2, 0, 0}, torch::kLong);
+  auto three = forward_with_cfg(f, x, t, y, 4.0, 3, 1);
+  auto all = forward_with_cfg(f, x, t, y, 4.0, -1, 1);
+  EXPECT_TRUE(torch::equal(three, all));
+}

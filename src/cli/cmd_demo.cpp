@@ -1,7 +1,6 @@
 // sparsedit demo: the main job on a fresh machine. Samples all ten digits from the shipped MNIST
 // DiT and SparseDiT, measures both side by side (ms/step, img/s, GMACs, peak memory) and judges
 // their samples with the project's MNIST classifier (class accuracy, MNIST FID).
-#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <filesystem>
@@ -39,24 +38,19 @@ struct ModelReport {
   double accuracy = 0, fid = 0;
 };
 
-// The sampling settings a shipped model recommends in its metadata ("sampling").
+// The sampling settings a shipped model recommends, over the demo's own defaults.
 SamplingRequest recommended(const Model& m) {
   SamplingRequest r;
   r.steps = "50";
   r.sampler = "ddim";
   r.cfg_scale = 4.0;
-  auto it = m.metadata().find("sampling");
-  if (it == m.metadata().end()) return r;
-  try {
-    auto j = nlohmann::json::parse(it->second);
-    auto str = [&](const char* k, std::string& dst) {
-      if (j.contains(k)) dst = j[k].is_string() ? j[k].get<std::string>() : j[k].dump();
-    };
-    str("num_sampling_steps", r.steps);
-    str("sampler", r.sampler);
-    str("density", r.density);
-    if (j.contains("cfg_scale") && j["cfg_scale"].is_number()) r.cfg_scale = j["cfg_scale"];
-  } catch (const std::exception&) {
+  for (auto& [key, value] : recommended_sampling(m)) {
+    if (key == "num_sampling_steps") r.steps = value;
+    if (key == "sampler") r.sampler = value;
+    if (key == "density") r.density = value;
+    if (key == "cfg_channels") r.guided_channels = value == "all" ? -1 : 3;
+    if (key == "cfg_scale") r.cfg_scale = std::stod(value);
+    if (key == "eta") r.eta = std::stod(value);
   }
   return r;
 }

@@ -1,5 +1,4 @@
 // sparsedit sample: DiT's sample.py (same seed, same latents), plus the SparseDiT density schedule.
-#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <iostream>
@@ -33,25 +32,20 @@ struct SampleArgs {
   bool given(const std::string& name) const { return opts.at(name)->count() > 0; }
 };
 
-// A checkpoint may recommend sampling settings (metadata "sampling", JSON); explicit flags win.
+// A checkpoint may recommend sampling settings; explicit flags win.
 void apply_recommended(SampleArgs& a, const Model& m) {
-  auto it = m.metadata().find("sampling");
-  if (it == m.metadata().end()) return;
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(it->second);
-  } catch (const std::exception&) {
-    return;
+  const std::map<std::string, std::pair<std::string, std::string*>> text = {
+      {"num_sampling_steps", {"steps", &a.steps}}, {"sampler", {"sampler", &a.sampler}},
+      {"density", {"density", &a.density}}, {"cfg_channels", {"cfg_channels", &a.cfg_channels}}};
+  for (auto& [key, value] : recommended_sampling(m)) {
+    if (auto t = text.find(key); t != text.end()) {
+      if (!a.given(t->second.first)) *t->second.second = value;
+    } else if (key == "cfg_scale" && !a.given("cfg_scale")) {
+      a.cfg_scale = std::stod(value);
+    } else if (key == "eta" && !a.given("eta")) {
+      a.eta = std::stod(value);
+    }
   }
-  auto str = [&](const char* key, const char* flag, std::string& dst) {
-    if (j.contains(key) && !a.given(flag)) dst = j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
-  };
-  str("num_sampling_steps", "steps", a.steps);
-  str("sampler", "sampler", a.sampler);
-  str("density", "density", a.density);
-  str("cfg_channels", "cfg_channels", a.cfg_channels);
-  if (j.contains("cfg_scale") && j["cfg_scale"].is_number() && !a.given("cfg_scale")) a.cfg_scale = j["cfg_scale"];
-  if (j.contains("eta") && j["eta"].is_number() && !a.given("eta")) a.eta = j["eta"];
 }
 
 void check_sizes(const SampleArgs& a, const DiTConfig& c, bool latent_space) {

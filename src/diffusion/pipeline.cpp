@@ -1,5 +1,7 @@
 #include "diffusion/pipeline.h"
 
+#include <nlohmann/json.hpp>
+
 #include <chrono>
 
 #include "diffusion/density_schedule.h"
@@ -11,6 +13,20 @@
 #include "util/error.h"
 
 namespace sdit {
+
+std::map<std::string, std::string> recommended_sampling(const Model& model) {
+  std::map<std::string, std::string> out;
+  auto it = model.metadata().find("sampling");
+  if (it == model.metadata().end()) return out;
+  try {
+    auto j = nlohmann::json::parse(it->second);
+    for (auto key : {"num_sampling_steps", "sampler", "density", "cfg_channels", "cfg_scale", "eta"})
+      if (j.contains(key)) out[key] = j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
+  } catch (const std::exception&) {
+    out.clear();  // a malformed recommendation is ignored, never fatal
+  }
+  return out;
+}
 
 SamplingResult run_sampling(Model& model, const SamplingRequest& req, const SamplingProgress& progress) {
   const auto& cfg = model.config();

@@ -38,6 +38,10 @@ struct SamplingResult {
 
 using SamplingProgress = std::function<void(int64_t run, int64_t runs, int64_t step, int64_t steps)>;
 
+// The settings a checkpoint recommends in its "sampling" metadata (JSON written by `train`), as
+// strings keyed num_sampling_steps, sampler, density, cfg_channels, cfg_scale, eta; empty when absent.
+std::map<std::string, std::string> recommended_sampling(const Model& model);
+
 // Validates labels, density and sampler against the model; throws sdit::Error with a clear message.
 SamplingResult run_sampling(Model& model, const SamplingRequest& req, const SamplingProgress& progress = {});
 

@@ -40,8 +40,8 @@ TimestepEmbedderImpl::TimestepEmbedderImpl(int64_t hidden, int64_t freq_dim) : f
 }
 
 torch::Tensor TimestepEmbedderImpl::forward(const torch::Tensor& t) {
-  auto w = mlp->ptr(0)->named_parameters()["weight"];
-  return mlp->forward(timestep_embedding(t, freq_dim_).to(w.dtype()));
+  const auto dtype = mlp[0]->as<torch::nn::LinearImpl>()->weight.scalar_type();
+  return mlp->forward(timestep_embedding(t, freq_dim_).to(dtype));
 }
 
 LabelEmbedderImpl::LabelEmbedderImpl(int64_t num_classes_, int64_t hidden, double dropout_prob_)

@@ -181,6 +181,51 @@ TEST_F(IoTest, WriteTorchPtRoundTripAndUnzip) {
   expect_error([&] { save_checkpoint(path("g.bin"), golden_sd); }, "unknown extension");
 }
 
+// The pre-1.6 torch.save stream as PyTorch writes it (pytorch-fid's Inception weights are one):
+// magic, protocol, sys_info and object pickles, the storage key list, then count + bytes per key.
+std::string legacy_pt_bytes(const StateDict& sd, const char* module = "torch", const char* storage_class = "FloatStorage") {
+  std::string out("\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.", 15);
+  out += PickleWriter().proto(2).integer(1001).stop().bytes();
+  PickleWriter info;
+  info.proto(2).empty_dict().mark().str("protocol_version").integer(1001).str("little_endian").boolean(true);
+  out += info.str("type_sizes").empty_dict().setitems().stop().bytes();
+  PickleWriter obj, keys;
+  obj.proto(2).global("collections", "OrderedDict").empty_tuple().reduce().mark();
+  keys.proto(2).raw(']').mark();
+  std::string data;
+  for (size_t i = 0; i < sd.keys().size(); ++i) {
+    const torch::Tensor t = sd.at(sd.keys()[i]).contiguous();
+    obj.str(sd.keys()[i]).global("torch._utils", "_rebuild_tensor_v2").mark();
+    obj.mark().str("storage").global(module, storage_class).str("k" + std::to_string(i)).str("cuda:0");
+    obj.integer(t.numel()).none().tuple_from_mark().binpersid();
+    obj.integer(0).int_tuple(t.sizes().vec()).int_tuple(t.strides().vec()).boolean(false);
+    obj.global("collections", "OrderedDict").empty_tuple().reduce().tuple_from_mark().reduce();
+    keys.str("k" + std::to_string(i));
+    const int64_t n = t.numel();
+    data.append(reinterpret_cast<const char*>(&n), 8);
+    data.append(static_cast<const char*>(t.data_ptr()), t.nbytes());
+  }
+  out += obj.setitems().stop().bytes();
+  out += keys.raw('e').stop().bytes();
+  return out + data;
+}
+
+TEST_F(IoTest, LegacyTorchSaveStreamIsRead) {
+  StateDict sd;
+  sd.set("conv.weight", torch::randn({4, 3, 3, 3}));
+  sd.set("bn.running_var", torch::rand({4}));
+  sd.set("fc.bias", torch::randn({7}));
+  const std::string bytes = legacy_pt_bytes(sd);
+  expect_same(sd, load_checkpoint(write_bytes("legacy.pth", bytes)));
+  expect_same(sd, load_checkpoint(write_bytes("legacy.bin", bytes)));  // recognised by content too
+
+  expect_error([&] { read_torch_pt(write_bytes("cut.pth", bytes.substr(0, bytes.size() - 9))); }, "truncated");
+  expect_error([&] { read_torch_pt(write_bytes("cut2.pth", bytes.substr(0, 40))); }, "cannot unpickle");
+  // A storage class outside the allow-list is refused by name, before any data is touched.
+  const std::string evil = legacy_pt_bytes(sd, "os", "system");
+  expect_error([&] { read_torch_pt(write_bytes("evil.pth", evil)); }, "os.system");
+}
+
 TEST_F(IoTest, Zip64RecordsAreReadAndValid) {
   const std::string p = path("z64.zip");
   {
@@ -265,7 +310,7 @@ TEST_F(IoTest, BadZipAndTruncatedPt) {
   expect_error([&] { read_torch_pt(write_bytes("deflate.pt", def)); }, "compressed");
 
   expect_error([&] { load_checkpoint(write_bytes("legacy.pt", std::string("\x80\x02", 2) + "legacy pickle")); },
-               "legacy torch.save format is not supported");
+               "without torch.save's magic number");
   expect_error([&] { load_checkpoint(write_bytes("junk.bin", "hello world, not a checkpoint")); }, "not a recognised checkpoint");
   expect_error([&] { load_checkpoint(path("missing.pt")); }, "does not exist");
 }

@@ -154,6 +154,9 @@ void register_train(CLI::App& app) {
                           ->capture_default_str();
   o["sample_cfg"] = c->add_option("--sample-cfg", t.sample_cfg, "guidance scale of the grids, recommended too")
                         ->capture_default_str();
+  o["sample_sampler"] = c->add_option("--sample-sampler", t.sample_sampler,
+                                      "sampler of the grids (ddpm | ddim | dpm++2m), recommended too")
+                            ->capture_default_str();
   o["vae"] = c->add_option("--vae", t.vae, "VAE folder to decode latent sample grids");
   o["device"] = c->add_option("--device", t.device, "cpu | cuda")->capture_default_str();
   o["export"] = c->add_option("--export", t.export_path, "also write the final EMA weights alone (no training state)");

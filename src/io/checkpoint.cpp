@@ -290,10 +290,9 @@ StateDict load_checkpoint(const std::string& path) {
   const std::string dir = fs::path(path).parent_path().string();
   // A safetensors header length may well start with byte 0x80, so the extension decides first.
   if (lower_extension(path) == ".safetensors") return finish(read_safetensors(path), dir, path);
-  if (static_cast<uint8_t>(head[0]) == 0x80) {
-    fail("'", path, "': legacy torch.save format is not supported; re-save with torch.save(obj, f) from PyTorch >= 1.6");
-  }
-  if (got >= 4 && std::memcmp(head, "PK\x03\x04", 4) == 0) return finish(from_torch_pt(path), dir, path);
+  const bool legacy_pickle = static_cast<uint8_t>(head[0]) == 0x80;
+  if (legacy_pickle || (got >= 4 && std::memcmp(head, "PK\x03\x04", 4) == 0))
+    return finish(from_torch_pt(path), dir, path);
   // Unknown extension: safetensors starts with a small little-endian length and then '{'.
   if (got == 8) {
     uint64_t n = 0;

@@ -38,6 +38,7 @@ struct Allowed {
 const Allowed kAllowed[] = {
     {"collections.OrderedDict", G::OrderedDict, torch::kFloat},
     {"torch._utils._rebuild_tensor_v2", G::RebuildTensor, torch::kFloat},
+    {"torch._utils._rebuild_tensor", G::RebuildTensor, torch::kFloat},  // PyTorch < 0.4 files
     {"torch._utils._rebuild_parameter", G::RebuildParameter, torch::kFloat},
     {"argparse.Namespace", G::Namespace, torch::kFloat},
     {"torch.FloatStorage", G::Storage, torch::kFloat},
@@ -61,13 +62,14 @@ class Unpickler {
   Unpickler(const uint8_t* data, size_t size, const std::string& what, const StorageLoader& loader)
       : p_(data), size_(size), what_(what), loader_(loader) {}
 
-  PyValue run() {
+  PyValue run(size_t* consumed) {
     Node* result = nullptr;
     while (!result) {
       op_pos_ = pos_;
       const uint8_t op = byte();
       result = step(op);
     }
+    if (consumed) *consumed = pos_;
     int64_t budget = kMaxNodes;
     return convert(result, 0, budget);
   }
@@ -201,7 +203,8 @@ class Unpickler {
   }
 
   Node* rebuild_tensor(const std::vector<Node*>& a) {
-    if (a.size() != 6 && a.size() != 7)
+    // v2 adds requires_grad, backward hooks (and metadata) after the four arguments that matter.
+    if (a.size() != 4 && a.size() != 6 && a.size() != 7)
       bad("_rebuild_tensor_v2 expects 6 or 7 arguments, got " + std::to_string(a.size()));
     Node* st = a[0];
     if (st->kind != K::Storage) bad("_rebuild_tensor_v2: first argument is a " + kind_name(st) + ", not a storage");
@@ -233,7 +236,11 @@ class Unpickler {
   }
 
   Node* persistent_load(Node* pid) {
-    if (pid->kind != K::Tuple || pid->items.size() != 5) bad("persistent id is not a 5-tuple ('storage', type, key, location, numel)");
+    // Legacy torch.save appends view metadata: None unless the storage is a view of another one.
+    if (pid->kind != K::Tuple || (pid->items.size() != 5 && pid->items.size() != 6))
+      bad("persistent id is not a 5-tuple ('storage', type, key, location, numel)");
+    if (pid->items.size() == 6 && pid->items[5]->kind != K::None)
+      bad("storage views (legacy persistent ids with view metadata) are not supported");
     Node* tag = pid->items[0];
     Node* type = pid->items[1];
     Node* key = pid->items[2];
@@ -528,8 +535,9 @@ std::string PyValue::type_name() const {
   return "?";
 }
 
-PyValue unpickle(const uint8_t* data, size_t size, const std::string& what, const StorageLoader& storages) {
-  return Unpickler(data, size, what, storages).run();
+PyValue unpickle(const uint8_t* data, size_t size, const std::string& what, const StorageLoader& storages,
+                 size_t* consumed) {
+  return Unpickler(data, size, what, storages).run(consumed);
 }
 
 PickleWriter& PickleWriter::raw(uint8_t opcode) {

@@ -32,12 +32,14 @@ struct PyValue {
   std::string type_name() const;  // "dict", "tensor", "argparse.Namespace", ...
 };
 
-// Resolves a persistent id ('storage', <class>, key, location, numel) to a 1-D tensor of at least
+// Resolves a persistent id ('storage', <class>, key, location, numel[, view None]) to a 1-D tensor of at least
 // `numel` elements of `dtype`. Tensors are rebuilt as contiguous copies, so it may alias a map.
 using StorageLoader = std::function<torch::Tensor(const std::string& key, torch::ScalarType dtype, int64_t numel)>;
 
 // `what` names the source in error messages (e.g. "model.pt:archive/data.pkl").
-PyValue unpickle(const uint8_t* data, size_t size, const std::string& what, const StorageLoader& storages);
+// `consumed` (optional) receives the bytes read through STOP, for streams of several pickles.
+PyValue unpickle(const uint8_t* data, size_t size, const std::string& what, const StorageLoader& storages,
+                 size_t* consumed = nullptr);
 
 // Emits protocol-2 opcodes; enough for write_torch_pt and for tests to craft pickles.
 class PickleWriter {

@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <map>
 
 #include "io/file_util.h"
 #include "io/zip.h"
@@ -29,8 +30,82 @@ const char* storage_name(torch::ScalarType t, const std::string& path, const std
        ", which this writer does not support");
 }
 
-const char kLegacyHint[] =
-    "legacy torch.save format is not supported; re-save with torch.save(obj, f) from PyTorch >= 1.6";
+// Legacy torch.save (before PyTorch 1.6, still how e.g. pytorch-fid's Inception weights ship) is a
+// stream: pickles of the magic number, the protocol version (1001), sys_info and the object, a
+// pickle of the storage keys, then per key an int64 element count and the raw bytes. The object
+// names its storages before the stream says where they lie, so it is unpickled twice: once to
+// learn each storage's dtype and size, once to rebuild the tensors from the mapped bytes.
+const uint8_t kLegacyMagic[] = {0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, '.'};
+constexpr int64_t kLegacyProtocol = 1001;
+
+PyValue read_legacy_torch_pt(const std::shared_ptr<MappedFile>& file, const std::string& path) {
+  const uint8_t* d = file->data();
+  const size_t n = file->size();
+  size_t pos = 2;  // PROTO n
+  if (n < 2 + sizeof kLegacyMagic || std::memcmp(d + pos, kLegacyMagic, sizeof kLegacyMagic) != 0)
+    fail("'", path, "' is a pickle without torch.save's magic number, so not a torch.save checkpoint");
+  pos += sizeof kLegacyMagic;
+  const StorageLoader no_storages = [&](const std::string& key, torch::ScalarType, int64_t) -> torch::Tensor {
+    fail("'", path, "': storage '", key, "' referenced outside the object pickle");
+  };
+  auto next = [&](const char* part, const StorageLoader& loader) {
+    size_t used = 0;
+    PyValue v = unpickle(d + pos, n - pos, "'" + path + "' (" + part + ")", loader, &used);
+    pos += used;
+    return v;
+  };
+  const PyValue proto = next("protocol version", no_storages);
+  if (proto.kind != PyValue::Kind::Int || proto.i != kLegacyProtocol)
+    fail("'", path, "': unsupported legacy torch.save protocol version");
+  const PyValue info = next("sys_info", no_storages);
+  const PyValue* little = info.get("little_endian");
+  if (!little || little->kind != PyValue::Kind::Bool || !little->b)
+    fail("'", path, "' stores big-endian data, which is not supported");
+
+  struct Storage {
+    torch::ScalarType dtype;
+    int64_t numel;
+    size_t offset = 0;
+    bool placed = false;
+  };
+  std::map<std::string, Storage> storages;
+  const size_t object_pos = pos;
+  next("object", [&](const std::string& key, torch::ScalarType dtype, int64_t numel) {
+    storages[key] = Storage{dtype, numel};
+    return torch::zeros({numel}, torch::TensorOptions().dtype(dtype));
+  });
+  const PyValue keys = next("storage keys", no_storages);
+  if (keys.kind != PyValue::Kind::List) fail("'", path, "': the storage key list is a ", keys.type_name());
+  for (const auto& k : keys.items) {
+    if (!k.is_str()) fail("'", path, "': a storage key is a ", k.type_name(), ", not a string");
+    auto it = storages.find(k.str);
+    if (it == storages.end()) fail("'", path, "': storage '", k.str, "' is stored but never referenced");
+    Storage& st = it->second;
+    if (n - pos < 8) fail("'", path, "' is truncated in the header of storage '", k.str, "'");
+    int64_t count = 0;
+    std::memcpy(&count, d + pos, 8);
+    pos += 8;
+    const int64_t esize = static_cast<int64_t>(c10::elementSize(st.dtype));
+    int64_t bytes = 0;
+    if (count != st.numel || __builtin_mul_overflow(count, esize, &bytes))
+      fail("'", path, "': storage '", k.str, "' holds ", count, " elements but is used as ", st.numel);
+    if (static_cast<uint64_t>(bytes) > n - pos)
+      fail("'", path, "' is truncated: storage '", k.str, "' needs ", bytes, " bytes, ", n - pos, " remain");
+    st.offset = pos;
+    st.placed = true;
+    pos += static_cast<size_t>(bytes);
+  }
+  for (const auto& [key, st] : storages)
+    if (!st.placed) fail("'", path, "': storage '", key, "' is referenced but its data is missing");
+
+  pos = object_pos;
+  return next("object", [&](const std::string& key, torch::ScalarType dtype, int64_t numel) {
+    const Storage& st = storages.at(key);
+    auto t = torch::empty({numel}, torch::TensorOptions().dtype(dtype));
+    if (numel > 0) std::memcpy(t.data_ptr(), d + st.offset, t.nbytes());
+    return t;
+  });
+}
 
 }  // namespace
 
@@ -42,7 +117,7 @@ bool is_legacy_torch_file(const std::string& path) {
 
 PyValue read_torch_pt(const std::string& path) {
   auto file = MappedFile::open(path);
-  if (file->size() >= 1 && file->data()[0] == 0x80) fail("'", path, "': ", kLegacyHint);
+  if (file->size() >= 1 && file->data()[0] == 0x80) return read_legacy_torch_pt(file, path);
   if (file->size() < 4 || std::memcmp(file->data(), "PK", 2) != 0)
     fail("'", path, "' is not a torch.save checkpoint (no zip signature)");
   ZipReader zip(file);

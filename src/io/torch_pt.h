@@ -8,8 +8,8 @@
 
 namespace sdit {
 
-// The unpickled object, tensors as contiguous CPU copies. Throws sdit::Error for legacy
-// (non-zip) files, TorchScript archives, disallowed globals and any structural problem.
+// The unpickled object, tensors as contiguous CPU copies; the legacy (pre-1.6, non-zip) stream is
+// read too. Throws sdit::Error for TorchScript archives, disallowed globals and any structural problem.
 PyValue read_torch_pt(const std::string& path);
 
 // An OrderedDict of tensors that torch.load reads; atomic like write_safetensors.

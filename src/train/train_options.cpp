@@ -1,10 +1,12 @@
 #include "train/train_options.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include "diffusion/samplers.h"
 #include "io/file_util.h"
 #include "util/error.h"
 
@@ -24,6 +26,7 @@ void for_each_field(TrainOptions& o, F&& f) {
   f("min_snr_gamma", o.min_snr_gamma), f("global_batch_size", o.global_batch_size), f("steps", o.steps);
   f("seed", o.seed), f("results_dir", o.results_dir), f("ckpt_every", o.ckpt_every), f("log_every", o.log_every);
   f("sample_every", o.sample_every), f("sample_steps", o.sample_steps), f("sample_cfg", o.sample_cfg);
+  f("sample_sampler", o.sample_sampler);
   f("vae", o.vae), f("device", o.device), f("export", o.export_path);
 }
 
@@ -82,6 +85,9 @@ void TrainOptions::validate() const {
   if (!(grad_clip >= 0)) fail("--grad-clip must be >= 0 (0 = off)");
   if (!(min_snr_gamma >= 0)) fail("--min-snr-gamma must be >= 0 (0 = off)");
   if (ckpt_every < 0 || log_every < 0 || sample_every < 0) fail("--ckpt-every, --log-every, --sample-every must be >= 0");
+  const auto& samplers = sampler_names();
+  if (std::find(samplers.begin(), samplers.end(), sample_sampler) == samplers.end())
+    fail("--sample-sampler '", sample_sampler, "' is unknown (choose ddpm, ddim or dpm++2m)");
   if (hidden_size < 0 || depth < 0 || num_heads < 0 || patch_size < 0) fail("model sizes must be positive");
   if (!init_from.empty() && (!model.empty() || hidden_size || depth || patch_size))
     fail("--init-from takes the model's size from the checkpoint; drop --model/--hidden-size/--depth/--patch-size");

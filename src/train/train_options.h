@@ -33,6 +33,7 @@ struct TrainOptions {
   int64_t ckpt_every = 5000, log_every = 100, sample_every = 0;
   std::string sample_steps = "100";  // recommended sampling steps (and those of --sample-every grids)
   double sample_cfg = 4.0;           // recommended guidance scale
+  std::string sample_sampler = "ddpm";  // recommended sampler: ddpm | ddim | dpm++2m
   std::string vae;                   // decodes --sample-every grids of a latent model
   std::string device = "cpu";
   std::string export_path;           // final EMA weights without training state

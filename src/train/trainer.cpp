@@ -11,13 +11,12 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "diffusion/samplers.h"
+#include "diffusion/pipeline.h"
 #include "io/checkpoint.h"
 #include "io/file_util.h"
 #include "io/image.h"
 #include "io/latent_dataset.h"
 #include "models/convert.h"
-#include "models/guidance.h"
 #include "models/load.h"
 #include "models/vae.h"
 #include "train/mnist.h"
@@ -446,7 +445,7 @@ void Trainer::log_line(const StepStats& s) const {
 std::string Trainer::sampling_json() const {
   // Guidance on every eps channel: DiT's 3-channel quirk exists for its 4-channel release only.
   json j = {{"num_sampling_steps", opt_.sample_steps}, {"cfg_scale", opt_.sample_cfg}, {"cfg_channels", "all"},
-            {"sampler", "ddpm"}};
+            {"sampler", opt_.sample_sampler}};
   if (model_.sparse()) j["density"] = density_;
   return j.dump();
 }
@@ -487,44 +486,29 @@ void Trainer::export_weights(const std::string& path) const {
 void Trainer::write_sample_grid() {
   const auto& cfg = ema_.config();
   const auto saved = snapshot_rng(device_);
-  torch::manual_seed(opt_.seed);
-  DiffusionOptions dopt;
-  dopt.respacing = opt_.sample_steps;
-  dopt.learn_sigma = cfg.learn_sigma;
-  GaussianDiffusion diffusion(dopt);
-  std::vector<int64_t> labels;
-  for (int64_t i = 0; i < kGridImages; ++i) labels.push_back(i % cfg.num_classes);
-  const int64_t n = kGridImages;
-  auto y = torch::tensor(labels, torch::kLong).to(device_);
-  auto z = torch::randn({n, cfg.in_channels, cfg.input_size, cfg.input_size}).to(device_);
-  const bool guided = opt_.sample_cfg != 1.0;
-  torch::Tensor y_all = y;
-  if (guided) {
-    z = torch::cat({z, z}, 0);
-    y_all = torch::cat({y, torch::full({n}, cfg.num_classes, y.options())}, 0);
-  }
+  SamplingRequest req;
+  for (int64_t i = 0; i < kGridImages; ++i) req.labels.push_back(i % cfg.num_classes);
+  req.steps = opt_.sample_steps;
+  req.sampler = opt_.sample_sampler;
+  req.cfg_scale = opt_.sample_cfg;
+  req.guided_channels = -1;
+  req.density = density_;
+  req.seed = static_cast<int64_t>(opt_.seed);
+  req.device = device_;
   Model& ema = ema_;
-  ModelFn fn = [&](const torch::Tensor& x, const torch::Tensor& t) {
-    const int64_t side = ema.sparse() ? schedule_.side_at(t[0].item<int64_t>()) : 0;
-    BackboneFn f = [&](const torch::Tensor& xx, const torch::Tensor& tt, const torch::Tensor& yy) {
-      return ema.forward(xx, tt, yy, side);
-    };
-    return guided ? forward_with_cfg(f, x, t, y_all, opt_.sample_cfg, -1, cfg.in_channels) : f(x, t, y_all);
-  };
-  torch::Tensor images = sample_loop(diffusion, fn, z, SampleOptions{}).narrow(0, 0, n);
+  torch::Tensor images = run_sampling(ema, req).samples;
   if (cfg.in_channels != 1 && cfg.in_channels != 3) {
     auto vae = load_vae(opt_.vae);
-    vae->to(device_);
     torch::NoGradGuard ng;
     images = vae->decode_latents(images);
   }
   const std::string path = (fs::path(opt_.results_dir) / "samples" / (fmt_step(step_) + ".png")).string();
   std::error_code ec;
   fs::create_directories(fs::path(path).parent_path(), ec);
-  save_image_grid(images.to(torch::kCPU), kGridRow, path,
-                  {{"parameters", "step " + std::to_string(step_) + ", EMA, " + opt_.sample_steps + " DDPM steps, cfg " +
-                                      std::to_string(opt_.sample_cfg) + ", density " + density_ + ", seed " +
-                                      std::to_string(opt_.seed)}});
+  save_image_grid(images, kGridRow, path,
+                  {{"parameters", "step " + std::to_string(step_) + ", EMA, " + opt_.sample_steps + " " +
+                                      opt_.sample_sampler + " steps, cfg " + std::to_string(opt_.sample_cfg) +
+                                      ", density " + density_ + ", seed " + std::to_string(opt_.seed)}});
   restore_rng(saved, device_);
   message("wrote sample grid " + path);
 }

@@ -1,6 +1,7 @@
-// sparsedit eval: sample quality as the ADM evaluator measures it (FID, improved precision/recall),
-// with the project's MNIST classifier as feature extractor, plus the class accuracy of conditional
-// samples. Inception-v3 features are not built in: ImageNet FID works from statistics files only.
+// sparsedit eval: sample quality as the ADM evaluator measures it (FID, improved precision/recall)
+// on the features of the project's MNIST classifier (plus the class accuracy of conditional
+// samples) or of the FID Inception-v3 (pool3, weights supplied by the user), or between saved
+// statistics such as ADM's reference batches.
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include "cli/common.h"
 #include "eval/eval_inputs.h"
 #include "eval/fid.h"
+#include "eval/inception.h"
 #include "eval/mnist_classifier.h"
 #include "util/error.h"
 
@@ -21,7 +23,7 @@ namespace {
 
 struct EvalArgs {
   std::string a, b, ref_stats, features = "mnist", labels, classifier = "models/mnist-classifier.safetensors";
-  std::string key, cache_dir, save_stats, device = "cpu";
+  std::string key, cache_dir, save_stats, device = "cpu", inception;
   int64_t batch = 500, k = 3;
   int threads = 0;
   bool no_pr = false, json = false, quiet = false;
@@ -41,9 +43,11 @@ std::string fmt(const char* f, double v) {
 }
 
 void run_eval(const EvalArgs& a) {
-  if (a.features != "mnist" && a.features != "adm-stats")
-    fail("--features ", a.features, ": use mnist (the project's classifier) or adm-stats (statistics files only; "
-         "Inception-v3 features are not built in)");
+  if (a.features != "mnist" && a.features != "inception" && a.features != "adm-stats")
+    fail("--features ", a.features, ": use mnist (the project's classifier), inception (FID Inception-v3, with "
+         "--inception WEIGHTS) or adm-stats (statistics files only)");
+  if (a.features == "inception" && a.inception.empty())
+    fail("--features inception needs --inception FILE: pytorch-fid's pt_inception-2015-12-05-6726825d.pth");
   if (a.k < 1) fail("--k must be >= 1");
   set_threads(a.threads);
   Log log(a.quiet);
@@ -69,15 +73,27 @@ void run_eval(const EvalArgs& a) {
   log.stage("loaded " + sa.input.description + (sb ? "; reference: " + sb->input.description : ""));
 
   std::optional<MnistClassifier> clf;
+  std::optional<FidInceptionV3> inception;
   for (Side* s : {&sa, sb ? &*sb : nullptr}) {
     if (!s) continue;
     if (s->input.stats) {
       s->stats = s->input.stats;
       continue;
     }
-    if (!mnist)
+    if (a.features == "adm-stats")
       fail("--features adm-stats compares statistics files (mu, sigma), but '", s->input.source,
-           "' holds images; Inception-v3 features are not built in");
+           "' holds images; use --features inception --inception WEIGHTS for Inception-v3 features");
+    if (!mnist) {
+      if (!inception) {
+        inception = load_fid_inception(a.inception);
+        log.stage("loaded FID Inception-v3 from " + a.inception);
+      }
+      // ADM's evaluator runs Inception 64 images at a time; 299x299 activations need no more.
+      s->features = inception_features(*inception, s->input.images, std::min<int64_t>(a.batch, 64), device);
+      s->stats = feature_stats(s->features);
+      log.stage("Inception features of " + s->input.source);
+      continue;
+    }
     if (!clf) {
       clf = load_mnist_classifier(a.classifier);
       log.stage("loaded classifier " + a.classifier + ": " + (*clf)->config().describe());
@@ -90,7 +106,7 @@ void run_eval(const EvalArgs& a) {
   }
 
   nlohmann::json j;
-  j["features"] = mnist ? "mnist" : "adm-stats";
+  j["features"] = a.features;
   auto side_json = [](const Side& s) {
     nlohmann::json o;
     o["source"] = s.input.source;
@@ -103,10 +119,12 @@ void run_eval(const EvalArgs& a) {
   std::vector<std::string> lines{"a: " + sa.input.description};
   if (sb) lines.push_back("b: " + sb->input.description);
   if (clf) lines.push_back("features: MNIST classifier fc1 (" + std::to_string((*clf)->config().features) + "-d)");
+  if (inception) lines.push_back("features: FID Inception-v3 pool3 (2048-d, pytorch-fid's port of the TF graph)");
 
   bool measured = false;
   if (sb) {
-    const double fid = frechet_distance(*sa.stats, *sb->stats);
+    double fid = frechet_distance(*sa.stats, *sb->stats);
+    if (fid < 0 && fid > -1e-6) fid = 0;  // rounding of a zero distance, not a negative one
     j["fid"] = fid;
     lines.push_back("FID: " + fmt("%.4f", fid));
     measured = true;
@@ -125,6 +143,8 @@ void run_eval(const EvalArgs& a) {
     }
     log.stage("compared the two sets");
   }
+  if (sa.input.labels.defined() && !sa.predictions.defined() && !a.labels.empty())
+    fail("--labels: class accuracy needs the MNIST classifier (--features mnist)");
   if (sa.input.labels.defined() && sa.predictions.defined()) {
     const int64_t classes = (*clf)->config().classes;
     auto lab = sa.input.labels;
@@ -169,19 +189,22 @@ void register_eval(CLI::App& app) {
   ob->excludes(os);
   os->excludes(ob);
   c->add_option("--features", a->features,
-                "mnist: penultimate layer of the MNIST classifier; adm-stats: both sides are statistics files")
+                "mnist: penultimate layer of the MNIST classifier; inception: FID Inception-v3 pool3 (needs "
+                "--inception); adm-stats: both sides are statistics files")
       ->capture_default_str();
   c->add_option("--labels", a->labels,
                 "class labels of --a: a,b,c or a file (.safetensors 'labels'/class_labels, .npz labels/arr_1, text); "
                 "default: those embedded in --a")
       ;
   c->add_option("--classifier", a->classifier, "MNIST classifier (train-classifier output)")->capture_default_str();
+  c->add_option("--inception", a->inception,
+                "FID Inception-v3 weights: pytorch-fid's pt_inception-2015-12-05-6726825d.pth (or safetensors)");
   c->add_option("--key", a->key, "tensor to read from a .safetensors input (default: images, else latents)");
   c->add_option("--cache-dir", a->cache_dir, "MNIST download cache (default: ~/.cache/sparsedit)");
   c->add_option("--save-stats", a->save_stats, "write mu/sigma of --a's features to this .npz (reusable as --ref-stats)");
   c->add_option("--k", a->k, "neighbourhood size for precision/recall")->capture_default_str();
   c->add_flag("--no-pr", a->no_pr, "skip precision/recall");
-  c->add_option("--batch-size", a->batch, "images per classifier batch")->capture_default_str();
+  c->add_option("--batch-size", a->batch, "images per feature batch (Inception: at most 64)")->capture_default_str();
   c->add_option("--device", a->device, "cpu | cuda")->capture_default_str();
   c->add_option("-t,--threads", a->threads, "CPU threads (default: libtorch's)");
   c->add_flag("--json", a->json, "print one JSON object (fid, precision, recall, accuracy; null when not measured)");

@@ -7,19 +7,22 @@
 # needs no other flag.
 #
 # Usage: scripts/train_mnist.sh [build-dir]      (default build-dir: build)
-# Environment: RESULTS (results/mnist), DENSE_STEPS (1500), SPARSE_STEPS (600), THREADS (1).
-# Sized for about 40 minutes on a shared 2-core machine (measured: dense ~0.8 steps/s, SparseDiT
-# ~2 steps/s, one thread each); re-running it continues an interrupted phase from its newest
-# checkpoint (training resumes exactly; delete RESULTS/sparsedit to fine-tune again from a longer
-# dense run). More DENSE_STEPS give cleaner digits.
+# Environment: RESULTS (results/mnist), BASE_STEPS (2000), DENSE_STEPS (4500), SPARSE_STEPS (1000),
+# THREADS (1).
+# About 1 h 45 min on this 2-core machine with THREADS=2 (measured: dense ~1.15 steps/s, SparseDiT
+# ~2.5 steps/s); re-running it continues an interrupted phase from its newest checkpoint (training
+# resumes exactly; delete RESULTS/sparsedit to fine-tune again from a longer dense run, or raise
+# DENSE_STEPS: more steps give cleaner digits).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR="${1:-build}"
 BIN="$BUILD_DIR/sparsedit"
 RESULTS="${RESULTS:-results/mnist}"
-DENSE_STEPS="${DENSE_STEPS:-4000}"
+BASE_STEPS="${BASE_STEPS:-2000}"
+DENSE_STEPS="${DENSE_STEPS:-4500}"
 SPARSE_STEPS="${SPARSE_STEPS:-1000}"
-# One thread per process: on a shared 2-core machine OpenMP's second thread mostly waits.
+# One thread per process when the machine is shared (OpenMP's second thread then mostly waits);
+# THREADS=2 on an idle 2-core machine is ~1.5x faster.
 THREADS="${THREADS:-1}"
 export OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS=1
 
@@ -46,18 +49,28 @@ mkdir -p models
 # Recommended in both files: DPM-Solver++(2M), 25 steps, guidance 3 on every channel.
 SAMPLING=(--sample-steps 25 --sample-sampler dpm++2m --sample-cfg 3)
 
+# Dense DiT, in two phases: plain epsilon-mse (the reference loss) for BASE_STEPS, then Min-SNR-5
+# weighting (Hang et al.; the SparseDiT code's loss), as the plain loss still drew speckles rather
+# than strokes after 2000 steps here.
 DENSE_RUN=(--data mnist --hidden-size 64 --depth 6 --num-heads 4 --patch-size 2
            --global-batch-size 32 --lr 1e-3 --grad-clip 1 --ema-decay 0.995 --seed 0)
-echo "== 1/2 dense DiT: $DENSE_STEPS steps"
-phase "$RESULTS/dit" DENSE_RUN --steps "$DENSE_STEPS" --ckpt-every 500 --log-every 50 --sample-every 1000 \
+echo "== 1/3 dense DiT: $BASE_STEPS steps"
+phase "$RESULTS/dit" DENSE_RUN --steps "$BASE_STEPS" --ckpt-every 500 --log-every 50 --sample-every 1000 \
+  "${SAMPLING[@]}"
+
+BASE_CKPT="$RESULTS/dit/checkpoints/$(printf %07d "$BASE_STEPS").safetensors"
+SNR_RUN=(--data mnist --init-from "$BASE_CKPT" --min-snr-gamma 5
+         --global-batch-size 32 --lr 1e-3 --grad-clip 1 --ema-decay 0.995 --seed 2)
+echo "== 2/3 dense DiT with Min-SNR-5 from $BASE_CKPT: $DENSE_STEPS steps"
+phase "$RESULTS/dit-snr" SNR_RUN --steps "$DENSE_STEPS" --ckpt-every 500 --log-every 50 --sample-every 1000 \
   "${SAMPLING[@]}" --export models/mnist-dit.safetensors
 
-DENSE_CKPT="$RESULTS/dit/checkpoints/$(printf %07d "$DENSE_STEPS").safetensors"
+DENSE_CKPT="$RESULTS/dit-snr/checkpoints/$(printf %07d "$DENSE_STEPS").safetensors"
 # The paper's layout at this depth (Poolingformer, one SDTM of gen/sparse/recovery/dense, top
 # block) and its headline density r in [0.61, 0.86]: sparse grids 10x10 ... 6x6 of the 16x16.
 SPARSE_RUN=(--data mnist --init-from "$DENSE_CKPT" --sparse --layout 1:1x1,1,1,1:1 --density range:0.61,0.86
             --min-snr-gamma 5 --global-batch-size 32 --lr 5e-4 --grad-clip 1 --ema-decay 0.99 --seed 1)
-echo "== 2/2 SparseDiT from $DENSE_CKPT: $SPARSE_STEPS steps"
+echo "== 3/3 SparseDiT from $DENSE_CKPT: $SPARSE_STEPS steps"
 phase "$RESULTS/sparsedit" SPARSE_RUN --steps "$SPARSE_STEPS" --ckpt-every 200 --log-every 50 --sample-every 500 \
   "${SAMPLING[@]}" --export models/mnist-sparsedit.safetensors
 

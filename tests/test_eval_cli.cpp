@@ -107,18 +107,19 @@ TEST(MnistClassifier, ShippedWeightsReach98PercentOnHeldOutDigits) {
 }
 
 TEST(MnistClassifier, ShortTrainingRunLearns) {
+  torch::manual_seed(0);  // the initial weights must not depend on which tests ran before
   MnistClassifierConfig c;
   c.channels = {8, 16};
   c.features = 32;
   MnistClassifier m(c);
   ClassifierTrainOptions o;
-  o.epochs = 4;
+  o.epochs = 6;
   o.limit = 3000;
   o.batch_size = 32;
   auto r = train_mnist_classifier(m, mnist(), o);
   EXPECT_EQ(r.train_images, 3000);
   EXPECT_GE(r.test_accuracy, 0.9);  // chance is 0.1
-  std::printf("3000 digits x 4 epochs: held-out accuracy %.2f%% in %.1f s\n", 100 * r.test_accuracy, r.seconds);
+  std::printf("3000 digits x 6 epochs: held-out accuracy %.2f%% in %.1f s\n", 100 * r.test_accuracy, r.seconds);
 }
 
 TEST(EvalCli, EveryInputFormGivesTheSameNumbers) {

@@ -67,7 +67,7 @@ void run_demo(const DemoArgs& a) {
   reports[1].file = a.models + "/mnist-sparsedit.safetensors";
   for (auto& r : reports) {
     if (!std::filesystem::exists(r.file))
-      fail("missing ", r.file, ": train the demo models with scripts/train_mnist.sh (about 40 minutes on 2 cores)");
+      fail("missing ", r.file, ": train the demo models with scripts/train_mnist.sh (about 1 h 45 min on 2 cores)");
     r.model = Model::load(r.file);
     r.req = recommended(r.model);
     r.req.seed = a.seed;

@@ -30,6 +30,20 @@ const char* storage_name(torch::ScalarType t, const std::string& path, const std
        ", which this writer does not support");
 }
 
+// numel elements of dtype at p inside the mapped file: a view that keeps the map alive, or a copy
+// when p is not aligned for the dtype. Rebuilt tensors are copied out of it by the unpickler.
+torch::Tensor mapped_storage(const std::shared_ptr<MappedFile>& file, const uint8_t* p, torch::ScalarType dtype,
+                             int64_t numel) {
+  auto opts = torch::TensorOptions().dtype(dtype);
+  if (numel == 0) return torch::empty({0}, opts);
+  if (reinterpret_cast<uintptr_t>(p) % c10::elementSize(dtype) != 0) {
+    torch::Tensor t = torch::empty({numel}, opts);
+    std::memcpy(t.data_ptr(), p, t.nbytes());
+    return t;
+  }
+  return torch::from_blob(const_cast<uint8_t*>(p), {numel}, [keep = file](void*) {}, opts);
+}
+
 // Legacy torch.save (before PyTorch 1.6, still how e.g. pytorch-fid's Inception weights ship) is a
 // stream: pickles of the magic number, the protocol version (1001), sys_info and the object, a
 // pickle of the storage keys, then per key an int64 element count and the raw bytes. The object
@@ -72,7 +86,7 @@ PyValue read_legacy_torch_pt(const std::shared_ptr<MappedFile>& file, const std:
   const size_t object_pos = pos;
   next("object", [&](const std::string& key, torch::ScalarType dtype, int64_t numel) {
     storages[key] = Storage{dtype, numel};
-    return torch::zeros({numel}, torch::TensorOptions().dtype(dtype));
+    return torch::empty({numel}, torch::TensorOptions().dtype(dtype));  // contents unused in this pass
   });
   const PyValue keys = next("storage keys", no_storages);
   if (keys.kind != PyValue::Kind::List) fail("'", path, "': the storage key list is a ", keys.type_name());
@@ -100,10 +114,7 @@ PyValue read_legacy_torch_pt(const std::shared_ptr<MappedFile>& file, const std:
 
   pos = object_pos;
   return next("object", [&](const std::string& key, torch::ScalarType dtype, int64_t numel) {
-    const Storage& st = storages.at(key);
-    auto t = torch::empty({numel}, torch::TensorOptions().dtype(dtype));
-    if (numel > 0) std::memcpy(t.data_ptr(), d + st.offset, t.nbytes());
-    return t;
+    return mapped_storage(file, d + storages.at(key).offset, dtype, numel);
   });
 }
 
@@ -152,16 +163,7 @@ PyValue read_torch_pt(const std::string& path) {
     if (e->size < static_cast<uint64_t>(need))
       fail("'", path, "': storage '", key, "' holds ", e->size, " bytes but ", numel, " elements of ",
            c10::toString(dtype), " need ", need);
-    auto opts = torch::TensorOptions().dtype(dtype);
-    const uint8_t* p = zip.data(*e);
-    if (numel == 0) return torch::empty({0}, opts);
-    if (reinterpret_cast<uintptr_t>(p) % esize != 0) {
-      torch::Tensor t = torch::empty({numel}, opts);
-      std::memcpy(t.data_ptr(), p, need);
-      return t;
-    }
-    auto keep = zip.file();
-    return torch::from_blob(const_cast<uint8_t*>(p), {numel}, [keep](void*) {}, opts);
+    return mapped_storage(zip.file(), zip.data(*e), dtype, numel);
   };
   const uint8_t* bytes = zip.data_checked(*pkl);
   return unpickle(bytes, pkl->size, "'" + path + "' (" + pkl->name + ")", loader);

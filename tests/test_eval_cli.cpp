@@ -239,3 +239,24 @@ TEST(EvalCli, UserErrorsAreMessagesNotCrashes) {
   EXPECT_NE(both.status, 0);
   EXPECT_EQ(both.status < 128, true) << both.output;
 }
+
+// `demo` end to end on the shipped models, cut down (20 samples, one timed rep): both grids, the
+// table's two rows, and bad input refused with one line and exit status 1.
+TEST(Demo, RunsOnTheShippedModelsAndRefusesBadInput) {
+  const auto models = fs::path(kShipped).parent_path().string();
+  const auto out = temp_path("demo");
+  auto r = run_cli("demo --models " + models + " --out " + out + " --samples 20 --batch-size 10 --reps 1 -q");
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (auto s : {"| DiT | full |", "| SparseDiT | range:0.61,0.86 |", "class accuracy", "MNIST FID", "1.00x"})
+    EXPECT_NE(r.output.find(s), std::string::npos) << s << "\n" << r.output;
+  EXPECT_TRUE(fs::exists(out + "/mnist-dit.png"));
+  EXPECT_TRUE(fs::exists(out + "/mnist-sparsedit.png"));
+  r = run_cli("demo --models /nonexistent -q");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("scripts/train_mnist.sh"), std::string::npos) << r.output;
+  if (!torch::cuda::is_available()) {
+    r = run_cli("demo --device cuda -q");
+    EXPECT_EQ(r.status, 1) << r.output;
+    EXPECT_NE(r.output.find("no CUDA device"), std::string::npos) << r.output;
+  }
+}

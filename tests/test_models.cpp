@@ -25,7 +25,8 @@ StateDict read(const std::string& rel) { return read_safetensors(golden(rel)); }
 
 TEST(DiT, TimestepFeaturesMatchReference) {
   auto f = read("dit/forward.safetensors");
-  EXPECT_LT(rel_l2(timestep_embedding(f.at("temb_t")), f.at("temb_freq256")), 1e-6);
+  // Under 1e-6 with libtorch 1.13; 1.4e-6 with 2.11, whose vectorised sin/cos round differently.
+  EXPECT_LT(rel_l2(timestep_embedding(f.at("temb_t")), f.at("temb_freq256")), kForwardTol);
 }
 
 TEST(DiT, PosEmbedFormulaMatchesStoredTensor) {

@@ -24,7 +24,7 @@ namespace sdit::cli {
 namespace {
 
 struct DemoArgs {
-  std::string models = "models", out = "demo", cache_dir;
+  std::string models = "models", out = "demo", cache_dir, device = "cpu";
   int64_t samples = 200, seed = 0, reps = 3, batch = 50;
   int threads = 0;
   bool quiet = false;
@@ -44,19 +44,13 @@ SamplingRequest recommended(const Model& m) {
   r.steps = "50";
   r.sampler = "ddim";
   r.cfg_scale = 4.0;
-  for (auto& [key, value] : recommended_sampling(m)) {
-    if (key == "num_sampling_steps") r.steps = value;
-    if (key == "sampler") r.sampler = value;
-    if (key == "density") r.density = value;
-    if (key == "cfg_channels") r.guided_channels = value == "all" ? -1 : 3;
-    if (key == "cfg_scale") r.cfg_scale = std::stod(value);
-    if (key == "eta") r.eta = std::stod(value);
-  }
+  apply_recommended(m, r);
   return r;
 }
 
 void run_demo(const DemoArgs& a) {
   set_threads(a.threads);
+  const auto device = parse_device(a.device);
   Log log(a.quiet);
   std::filesystem::create_directories(a.out);
   const std::string classifier_path = a.models + "/mnist-classifier.safetensors";
@@ -69,8 +63,10 @@ void run_demo(const DemoArgs& a) {
     if (!std::filesystem::exists(r.file))
       fail("missing ", r.file, ": train the demo models with scripts/train_mnist.sh (about 1 h 45 min on 2 cores)");
     r.model = Model::load(r.file);
+    r.model.to(device);
     r.req = recommended(r.model);
     r.req.seed = a.seed;
+    r.req.device = device;
     log.stage("loaded " + r.name + ": " + r.model.describe());
   }
   auto classifier = load_mnist_classifier(classifier_path);
@@ -117,6 +113,7 @@ void run_demo(const DemoArgs& a) {
     bo.cfg = r.req.cfg_scale != 1.0;
     bo.reps = static_cast<int>(a.reps);
     bo.steps = r.req.steps;
+    bo.device = device;
     r.speed = run_bench(src, {c}, bo).at(0);
     log.stage(r.name + ": benchmarked");
   }
@@ -150,6 +147,8 @@ void register_demo(CLI::App& app) {
   c->add_option("--reps", a->reps, "benchmark repetitions")->capture_default_str();
   c->add_option("-s,--seed", a->seed, "random seed")->capture_default_str();
   c->add_option("-t,--threads", a->threads, "CPU threads (default: libtorch's)");
+  c->add_option("--device", a->device, "cpu | cuda (sampling and timing; the classifier runs on the CPU)")
+      ->capture_default_str();
   c->add_option("--cache-dir", a->cache_dir, "MNIST cache folder (default ~/.cache/sparsedit)");
   c->add_flag("-q,--quiet", a->quiet, "only the table");
   c->callback([a] { run_demo(*a); });

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "cli/commands.h"
@@ -32,22 +33,6 @@ struct SampleArgs {
   bool given(const std::string& name) const { return opts.at(name)->count() > 0; }
 };
 
-// A checkpoint may recommend sampling settings; explicit flags win.
-void apply_recommended(SampleArgs& a, const Model& m) {
-  const std::map<std::string, std::pair<std::string, std::string*>> text = {
-      {"num_sampling_steps", {"steps", &a.steps}}, {"sampler", {"sampler", &a.sampler}},
-      {"density", {"density", &a.density}}, {"cfg_channels", {"cfg_channels", &a.cfg_channels}}};
-  for (auto& [key, value] : recommended_sampling(m)) {
-    if (auto t = text.find(key); t != text.end()) {
-      if (!a.given(t->second.first)) *t->second.second = value;
-    } else if (key == "cfg_scale" && !a.given("cfg_scale")) {
-      a.cfg_scale = std::stod(value);
-    } else if (key == "eta" && !a.given("eta")) {
-      a.eta = std::stod(value);
-    }
-  }
-}
-
 void check_sizes(const SampleArgs& a, const DiTConfig& c, bool latent_space) {
   if (a.latent_size > 0 && a.latent_size != c.input_size)
     fail("--latent-size ", a.latent_size, " does not match the checkpoint's input size ", c.input_size);
@@ -75,7 +60,6 @@ void run_sample(SampleArgs& a) {
   if (a.num_heads > 0) heads = a.num_heads;
   Model model = Model::load(a.ckpt, heads);
   model.to(device);
-  apply_recommended(a, model);
   const auto& cfg = model.config();
   log.stage("loaded " + model.describe() + " from " + a.ckpt);
 
@@ -90,14 +74,20 @@ void run_sample(SampleArgs& a) {
   req.cfg_scale = a.cfg_scale;
   req.guided_channels = a.cfg_channels == "all" ? -1 : 3;
   req.density = a.density;
+  // A checkpoint may recommend sampling settings; explicit flags win.
+  std::set<std::string> given;
+  for (auto name : {"steps", "sampler", "density", "cfg_channels", "cfg_scale", "eta"})
+    if (a.given(name)) given.insert(name);
+  apply_recommended(model, req, given);
+  const std::string channels = req.guided_channels < 0 ? "all" : "3";
   req.seed = a.seed;
   req.batch_size = a.batch_size;
   req.device = device;
   const auto& labels = req.labels;
   const int64_t n = static_cast<int64_t>(labels.size());
-  const bool use_cfg = a.cfg_scale != 1.0;
+  const bool use_cfg = req.cfg_scale != 1.0;
 
-  compat::cuda_reset_peak();
+  compat::cuda_reset_peak(device);
   // Each run's bar starts its clock when the previous run ends, so s/it covers the first step too.
   const int64_t runs = a.batch_size > 0 ? (n + a.batch_size - 1) / a.batch_size : 1;
   auto make_bar = [&](int64_t run) {
@@ -115,7 +105,7 @@ void run_sample(SampleArgs& a) {
   });
   const double wall = res.seconds;
   auto samples = res.samples;
-  log.stage("sampled " + std::to_string(n) + " images, " + std::to_string(res.steps) + " steps, " + a.sampler);
+  log.stage("sampled " + std::to_string(n) + " images, " + std::to_string(res.steps) + " steps, " + req.sampler);
 
   if (!a.save_latents.empty()) {
     StateDict out;
@@ -127,8 +117,8 @@ void run_sample(SampleArgs& a) {
   }
 
   std::ostringstream params;
-  params << "model: " << model.describe() << "; ckpt: " << a.ckpt << "; seed: " << a.seed << "; steps: " << a.steps
-         << "; sampler: " << a.sampler << "; cfg_scale: " << a.cfg_scale << " (" << a.cfg_channels
+  params << "model: " << model.describe() << "; ckpt: " << a.ckpt << "; seed: " << a.seed << "; steps: " << req.steps
+         << "; sampler: " << req.sampler << "; cfg_scale: " << req.cfg_scale << " (" << channels
          << " channels); density: " << res.density_description << "; class_labels: " << join(labels);
   torch::Tensor images;
   if (a.vae != "none") {
@@ -161,15 +151,15 @@ void run_sample(SampleArgs& a) {
   }
   if (!a.quiet) {
     std::printf("model:      %s\n", model.describe().c_str());
-    std::printf("sampler:    %s, %lld steps (%s), cfg %.3g on %s channels\n", a.sampler.c_str(),
-                (long long)res.steps, a.steps.c_str(), a.cfg_scale, a.cfg_channels.c_str());
+    std::printf("sampler:    %s, %lld steps (%s), cfg %.3g on %s channels\n", req.sampler.c_str(),
+                (long long)res.steps, req.steps.c_str(), req.cfg_scale, channels.c_str());
     std::printf("density:    %s\n", res.density_description.c_str());
     std::printf("grid sides: %s\n", sides.str().c_str());
     std::printf("tokens:     %.1f mean per forward (dense %lld)\n", calls > 0 ? tokens / calls : 0.0,
                 (long long)cfg.tokens());
     std::printf("GMACs:      %.3f mean per forward of one sample%s\n", res.mean_gmacs, use_cfg ? " (x2 with CFG)" : "");
     std::printf("wall time:  %.2f s, %.3f img/s, %.3f s/step\n", wall, n / wall, wall / (res.steps * res.runs));
-    const auto peak = compat::cuda_peak_bytes();
+    const auto peak = compat::cuda_peak_bytes(device);
     if (peak >= 0) std::printf("peak GPU memory: %.1f MiB\n", peak / 1048576.0);
   }
 }

@@ -15,7 +15,9 @@ torch::Device parse_device(const std::string& name) {
     if (!compat::cuda_available())
       fail("--device ", name, ": this build of libtorch has no CUDA device available (use --device cpu)");
     try {
-      return torch::Device(name);
+      torch::Device dev(name);
+      compat::set_tf32(false);  // fp32 means fp32: keeps CUDA runs within the golden tolerances
+      return dev;
     } catch (const std::exception&) {
       fail("invalid device '", name, "'");
     }

@@ -28,6 +28,22 @@ std::map<std::string, std::string> recommended_sampling(const Model& model) {
   return out;
 }
 
+void apply_recommended(const Model& model, SamplingRequest& req, const std::set<std::string>& keep) {
+  auto take = [&](const char* name) { return keep.count(name) == 0; };
+  for (auto& [key, value] : recommended_sampling(model)) {
+    if (key == "num_sampling_steps" && take("steps")) req.steps = value;
+    if (key == "sampler" && take("sampler")) req.sampler = value;
+    if (key == "density" && take("density")) req.density = value;
+    if (key == "cfg_channels" && take("cfg_channels")) req.guided_channels = value == "all" ? -1 : 3;
+    try {
+      if (key == "cfg_scale" && take("cfg_scale")) req.cfg_scale = std::stod(value);
+      if (key == "eta" && take("eta")) req.eta = std::stod(value);
+    } catch (const std::exception&) {
+      // a malformed recommendation is ignored, never fatal
+    }
+  }
+}
+
 SamplingResult run_sampling(Model& model, const SamplingRequest& req, const SamplingProgress& progress) {
   const auto& cfg = model.config();
   if (req.labels.empty()) fail("no class labels to sample");
@@ -93,7 +109,7 @@ SamplingResult run_sampling(Model& model, const SamplingRequest& req, const Samp
     auto out = sample_loop(diffusion, fn, z, sopt);
     cond.push_back(out.narrow(0, 0, b).to(torch::kCPU));
   }
-  compat::cuda_synchronize();
+  compat::cuda_synchronize(req.device);
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   res.samples = torch::cat(cond, 0);
   return res;

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,10 @@ using SamplingProgress = std::function<void(int64_t run, int64_t runs, int64_t s
 // The settings a checkpoint recommends in its "sampling" metadata (JSON written by `train`), as
 // strings keyed num_sampling_steps, sampler, density, cfg_channels, cfg_scale, eta; empty when absent.
 std::map<std::string, std::string> recommended_sampling(const Model& model);
+
+// Sets the fields of `req` the checkpoint recommends, except those named in `keep` (settings the
+// user gave explicitly): "steps", "sampler", "density", "cfg_channels", "cfg_scale", "eta".
+void apply_recommended(const Model& model, SamplingRequest& req, const std::set<std::string>& keep = {});
 
 // Validates labels, density and sampler against the model; throws sdit::Error with a clear message.
 SamplingResult run_sampling(Model& model, const SamplingRequest& req, const SamplingProgress& progress = {});

@@ -233,7 +233,7 @@ BenchRow measure(Model& model, const BenchPlan& plan, const BenchCase& c, const 
         fail("bench: the random model produced non-finite outputs at ", row.sides[i], "x", row.sides[i], " in ",
              row.dtype, "; timings of NaN arithmetic would not be representative");
     }
-  if (cuda) compat::cuda_synchronize();
+  if (cuda) compat::cuda_synchronize(opt.device);
 
   const bool per_row_peak = bench_reset_peak(opt);
 
@@ -241,10 +241,10 @@ BenchRow measure(Model& model, const BenchPlan& plan, const BenchCase& c, const 
   for (int r = 0; r < opt.reps; ++r) {
     double weighted = 0.0;
     for (size_t i = 0; i < row.sides.size(); ++i) {
-      if (cuda) compat::cuda_synchronize();
+      if (cuda) compat::cuda_synchronize(opt.device);
       const double t0 = now_ms();
       forward(i);
-      if (cuda) compat::cuda_synchronize();
+      if (cuda) compat::cuda_synchronize(opt.device);
       const double ms = now_ms() - t0;
       side_ms[i].push_back(ms);
       weighted += ms * static_cast<double>(row.steps_per_side[i]);
@@ -289,8 +289,8 @@ BenchRow bench_row_header(const BenchPlan& plan, const BenchCase& c, const Bench
 
 bool bench_reset_peak(const BenchOptions& opt) {
   if (opt.device.is_cuda()) {
-    compat::cuda_synchronize();
-    compat::cuda_reset_peak();
+    compat::cuda_synchronize(opt.device);
+    compat::cuda_reset_peak(opt.device);
     return true;
   }
   return reset_cpu_peak();
@@ -298,7 +298,7 @@ bool bench_reset_peak(const BenchOptions& opt) {
 
 void bench_read_peak(BenchRow& row, const BenchOptions& opt, bool per_row) {
   if (opt.device.is_cuda()) {
-    row.peak_mem_bytes = compat::cuda_peak_bytes();
+    row.peak_mem_bytes = compat::cuda_peak_bytes(opt.device);
     row.mem_source = row.peak_mem_bytes >= 0 ? "cuda allocator peak" : "unavailable";
     return;
   }

@@ -61,7 +61,7 @@ void run_demo(const DemoArgs& a) {
   reports[1].file = a.models + "/mnist-sparsedit.safetensors";
   for (auto& r : reports) {
     if (!std::filesystem::exists(r.file))
-      fail("missing ", r.file, ": train the demo models with scripts/train_mnist.sh (about 1 h 45 min on 2 cores)");
+      fail("missing ", r.file, ": train the demo models with scripts/train_mnist.sh (about 3 h on 2 cores)");
     r.model = Model::load(r.file);
     r.model.to(device);
     r.req = recommended(r.model);

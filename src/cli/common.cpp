@@ -4,26 +4,9 @@
 #include <iostream>
 #include <sstream>
 
-#include "util/compat.h"
 #include "util/error.h"
 
 namespace sdit::cli {
-
-torch::Device parse_device(const std::string& name) {
-  if (name == "cpu") return torch::kCPU;
-  if (name.rfind("cuda", 0) == 0) {
-    if (!compat::cuda_available())
-      fail("--device ", name, ": this build of libtorch has no CUDA device available (use --device cpu)");
-    try {
-      torch::Device dev(name);
-      compat::set_tf32(false);  // fp32 means fp32: keeps CUDA runs within the golden tolerances
-      return dev;
-    } catch (const std::exception&) {
-      fail("invalid device '", name, "'");
-    }
-  }
-  fail("invalid device '", name, "': use cpu, cuda or cuda:N");
-}
 
 void set_threads(int threads) {
   if (threads > 0) torch::set_num_threads(threads);

@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
+#include "util/device.h"  // parse_device, shared with the trainer
+
 namespace sdit::cli {
 
-// "cpu" | "cuda" | "cuda:N"; errors when CUDA is asked for and absent.
-torch::Device parse_device(const std::string& name);
 // threads <= 0 keeps libtorch's default. Sets intra-op threads (OpenMP) for this process.
 void set_threads(int threads);
 std::vector<int64_t> parse_int_list(const std::string& text, const std::string& what);

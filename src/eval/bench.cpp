@@ -213,7 +213,6 @@ BenchRow measure(Model& model, const BenchPlan& plan, const BenchCase& c, const 
   auto y = torch::randint(0, cfg.num_classes, {c.batch}, iopts);
   if (opt.cfg) y = torch::cat({y, torch::full({c.batch}, cfg.num_classes, iopts)});  // null class for uncond
 
-  const bool cuda = opt.device.is_cuda();
   auto forward = [&](size_t i) {
     const auto t = torch::full({fwd_batch}, rep_t[i], iopts);
     const int64_t side = row.sides[i];
@@ -233,7 +232,7 @@ BenchRow measure(Model& model, const BenchPlan& plan, const BenchCase& c, const 
         fail("bench: the random model produced non-finite outputs at ", row.sides[i], "x", row.sides[i], " in ",
              row.dtype, "; timings of NaN arithmetic would not be representative");
     }
-  if (cuda) compat::cuda_synchronize(opt.device);
+  compat::cuda_synchronize(opt.device);
 
   const bool per_row_peak = bench_reset_peak(opt);
 
@@ -241,10 +240,10 @@ BenchRow measure(Model& model, const BenchPlan& plan, const BenchCase& c, const 
   for (int r = 0; r < opt.reps; ++r) {
     double weighted = 0.0;
     for (size_t i = 0; i < row.sides.size(); ++i) {
-      if (cuda) compat::cuda_synchronize(opt.device);
+      compat::cuda_synchronize(opt.device);
       const double t0 = now_ms();
       forward(i);
-      if (cuda) compat::cuda_synchronize(opt.device);
+      compat::cuda_synchronize(opt.device);
       const double ms = now_ms() - t0;
       side_ms[i].push_back(ms);
       weighted += ms * static_cast<double>(row.steps_per_side[i]);

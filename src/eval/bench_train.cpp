@@ -81,7 +81,6 @@ BenchRow measure_train_step(Model& model, const BenchPlan& plan, const BenchCase
     return loss;
   };
 
-  const bool cuda = opt.device.is_cuda();
   for (int w = 0; w < opt.warmup; ++w) {
     const double loss = step();
     if (w == 0 && !std::isfinite(loss))
@@ -90,10 +89,10 @@ BenchRow measure_train_step(Model& model, const BenchPlan& plan, const BenchCase
   }
   const bool per_row_peak = bench_reset_peak(opt);
   for (int r = 0; r < opt.reps; ++r) {
-    if (cuda) compat::cuda_synchronize(opt.device);
+    compat::cuda_synchronize(opt.device);
     const auto t0 = std::chrono::steady_clock::now();
     step();
-    if (cuda) compat::cuda_synchronize(opt.device);
+    compat::cuda_synchronize(opt.device);
     row.ms_per_step_reps.push_back(
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }

@@ -21,6 +21,7 @@
 #include "models/vae.h"
 #include "train/mnist.h"
 #include "util/compat.h"
+#include "util/device.h"
 #include "util/error.h"
 
 namespace sdit {
@@ -64,18 +65,6 @@ RngSnapshot snapshot_rng(torch::Device dev) {
 void restore_rng(const RngSnapshot& s, torch::Device dev) {
   set_generator_state(torch::kCPU, s.cpu);
   if (dev.is_cuda() && s.device.defined()) set_generator_state(dev, s.device);
-}
-
-torch::Device training_device(const std::string& name) {
-  std::optional<torch::Device> d;
-  try {
-    d = torch::Device(name);
-  } catch (const std::exception&) {
-  }
-  if (!d || !(d->is_cpu() || d->is_cuda())) fail("invalid --device '", name, "': use cpu, cuda or cuda:N");
-  if (d->is_cuda() && !compat::cuda_available())
-    fail("--device ", name, ": this build of libtorch has no CUDA device available (use --device cpu)");
-  return *d;
 }
 
 // A SparseDiT from scratch starts its merge layers as the conversion does (X_m = X).
@@ -247,7 +236,7 @@ void Trainer::build_fresh() {
 }
 
 void Trainer::setup() {
-  device_ = training_device(opt_.device);
+  device_ = parse_device(opt_.device);
   model_.to(device_);
   ema_.to(device_);
   model_.train(true);

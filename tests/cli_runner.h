@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <string>
 
+#include "testing.h"
+
 struct CliResult {
   int status = -1;
   std::string output;  // stdout and stderr together
@@ -14,7 +16,7 @@ struct CliResult {
 
 inline CliResult run_cli(const std::string& args) {
   CliResult r;
-  const std::string cmd = std::string(SPARSEDIT_BINARY) + " " + args + " 2>&1";
+  const std::string cmd = sparsedit_binary() + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
   std::array<char, 4096> buf;

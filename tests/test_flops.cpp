@@ -17,6 +17,7 @@
 #include "io/checkpoint.h"
 #include "models/load.h"
 #include "models/sparsedit.h"
+#include "testing.h"
 #include "util/error.h"
 
 using sdit::DensitySchedule;
@@ -43,7 +44,7 @@ void expect_printed(double got, double printed, double unit, const std::string& 
 }
 
 std::string run(const std::string& args, int* status) {
-  const std::string cmd = std::string(SPARSEDIT_BINARY) + " " + args + " 2>&1";
+  const std::string cmd = sparsedit_binary() + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return "";
   std::string out;
@@ -177,7 +178,7 @@ TEST(Flops, MeanOverStepsWeighsEachVisitedSide) {
 }
 
 TEST(FlopsCommand, JsonForDenseAndFixedSparse) {
-  ASSERT_TRUE(std::filesystem::exists(SPARSEDIT_BINARY)) << "build the sparsedit target first";
+  ASSERT_TRUE(std::filesystem::exists(sparsedit_binary())) << "build the sparsedit target first";
   int st = -1;
   auto out = run("flops --model DiT-XL/2 --image-size 256 --json", &st);
   ASSERT_EQ(st, 0) << out;
@@ -216,7 +217,7 @@ TEST(FlopsCommand, JsonForDenseAndFixedSparse) {
 }
 
 TEST(FlopsCommand, ScheduleTableAndErrors) {
-  ASSERT_TRUE(std::filesystem::exists(SPARSEDIT_BINARY)) << "build the sparsedit target first";
+  ASSERT_TRUE(std::filesystem::exists(sparsedit_binary())) << "build the sparsedit target first";
   int st = -1;
   auto out = run("flops --model DiT-XL/2 --image-size 256 --sparse --density range:0.61,0.86", &st);
   ASSERT_EQ(st, 0) << out;
@@ -236,7 +237,7 @@ TEST(FlopsCommand, ScheduleTableAndErrors) {
 }
 
 TEST(FlopsCommand, SparseDiTCheckpointImpliesSparse) {
-  ASSERT_TRUE(std::filesystem::exists(SPARSEDIT_BINARY)) << "build the sparsedit target first";
+  ASSERT_TRUE(std::filesystem::exists(sparsedit_binary())) << "build the sparsedit target first";
   DiTConfig cfg = make(64, 7, 2, 8);
   cfg.num_heads = 4;
   cfg.num_classes = 10;

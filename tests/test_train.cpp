@@ -291,7 +291,7 @@ TEST(Trainer, InterruptedCheckpointWriteKeepsThePreviousOne) {
   const auto before = fs::file_size(good);
   ASSERT_GT(before, 64u * 1024);
   // The resumed run may write 64 KiB per file: the next checkpoint is killed (SIGXFSZ) midway.
-  const int code = run_shell("bash -c 'ulimit -f 64; exec " + std::string(SPARSEDIT_BINARY) + " train --resume " +
+  const int code = run_shell("bash -c 'ulimit -f 64; exec " + sparsedit_binary() + " train --resume " +
                              good + " --steps 4 -q' >/dev/null 2>&1");
   EXPECT_NE(code, 0);
   EXPECT_FALSE(fs::exists(checkpoint_file(o.results_dir, 4)));

@@ -4,6 +4,8 @@
 // `sdit::rel_l2(...)` work (a sdit::testing namespace would shadow gtest's ::testing inside sdit).
 #include <torch/torch.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <string>
 
@@ -18,10 +20,23 @@ inline double rel_l2(const torch::Tensor& a, const torch::Tensor& ref) {
   return base > 0 ? diff / base : diff;
 }
 
+// CTest passes the golden folder and the binary in the environment (CMakeLists.txt), so no path is
+// compiled into a test and a second clone reuses the compiler cache.
+inline std::string test_env(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) {
+    std::fprintf(stderr, "%s is not set: run the tests through ctest (or export it)\n", name);
+    std::abort();
+  }
+  return v;
+}
+inline std::string sparsedit_binary() { return test_env("SPARSEDIT_BINARY"); }
+
 // Absolute path of a file under the golden directory, e.g. golden("dit/forward.safetensors").
-inline std::string golden(const std::string& rel) { return std::string(SPARSEDIT_GOLDEN_DIR) + "/" + rel; }
+inline std::string golden(const std::string& rel) { return test_env("SPARSEDIT_GOLDEN_DIR") + "/" + rel; }
 
 namespace sdit {
 using ::golden;
+using ::sparsedit_binary;
 using ::rel_l2;
 }  // namespace sdit

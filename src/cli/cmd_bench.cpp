@@ -16,7 +16,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "diffusion/density_schedule.h"
-#include "eval/bench.h"
+#include "bench/bench.h"
 #include "models/config.h"
 #include "util/error.h"
 

@@ -12,10 +12,9 @@
 #endif
 
 #include "diffusion/density_schedule.h"
+#include "diffusion/pipeline.h"
 #include "diffusion/respace.h"
-#include "models/flops.h"
 #include "io/checkpoint.h"
-#include "models/dit.h"
 #include "models/guidance.h"
 #include "models/model.h"
 #include "util/compat.h"
@@ -59,18 +58,14 @@ bool reset_cpu_peak() {
 
 // ---- models ----------------------------------------------------------------------------------
 
-bool is_zero_init(const std::string& key) {
-  return key.find("adaLN_modulation.1.weight") != std::string::npos || key == "final_layer.linear.weight";
-}
-
-// The DiT training init, except that adaLN-Zero and the output layer get small random weights:
-// zeros would make every block the identity and the timed kernels would see degenerate
-// (constant) activations, which is not what a trained model computes.
+// The family's training init, except that tensors it zeroes (adaLN-Zero, the output layer) get
+// small random weights: zeros would make every block the identity, and the timed kernels would see
+// degenerate (constant) activations, which is not what a trained model computes.
 void randomize(Model& m) {
   torch::NoGradGuard ng;
-  initialize_dit_weights(m.module(), m.config());
-  for (auto& p : m.module().named_parameters())
-    if (is_zero_init(p.key())) torch::nn::init::normal_(p.value(), 0.0, 0.02);
+  m.init_weights();
+  for (auto& p : m.module().parameters())
+    if (p.dim() >= 2 && p.requires_grad() && !p.any().item<bool>()) torch::nn::init::normal_(p, 0.0, 0.02);
 }
 
 // Owns the checkpoint (read once) and at most one built model: benchmarking XL at 512 px holds
@@ -80,47 +75,44 @@ class ModelPool {
  public:
   ModelPool(const BenchModelSource& src, const BenchOptions& opt) : src_(src), opt_(opt) {
     if (src_.ckpt.empty()) return;
-    sd_ = without_training_state(load_checkpoint(src_.ckpt));
-    ckpt_spec_ = detect_from_weights(*sd_, src_.num_heads);
-    if (!ckpt_spec_.heads_known)
-      fail("bench: cannot tell the number of attention heads of ", src_.ckpt, " (hidden size ",
-           ckpt_spec_.config.hidden_size, "); pass --num-heads");
+    sd_ = native_state_dict(load_checkpoint(src_.ckpt));
+    try {
+      ckpt_spec_ = detect_spec(*sd_, src_.load);
+    } catch (const Error& e) {
+      fail("bench: ", src_.ckpt, ": ", e.what());
+    }
   }
 
   // The checkpoint's latent side, or 0 for preset models (any size).
-  int64_t fixed_input_size() const { return sd_ ? ckpt_spec_.config.input_size : 0; }
+  int64_t fixed_input_size() const { return sd_ ? family(ckpt_spec_.family).latent(ckpt_spec_).height : 0; }
 
   // The family, config and layout a case runs (its schedule is filled in by plan_case).
   BenchPlan target(int64_t input_size, bool full_density) const {
     BenchPlan t;
     if (sd_) {
-      t.sparse = ckpt_spec_.family == ModelFamily::SparseDiT;
-      t.config = ckpt_spec_.config;
-      t.layout = ckpt_spec_.layout;
-      return t;
+      t.spec = ckpt_spec_;
+    } else {
+      // A preset's `full` row is the dense model; any other density needs the SparseDiT of that size.
+      SpecOverrides o;
+      o.height = o.width = input_size;
+      t.spec = family(src_.spec.family).apply_overrides(src_.spec, o);
+      const int64_t depth = t.spec.config.value("depth", int64_t{0});
+      if (!full_density) t.spec.layout = src_.layout ? *src_.layout : SparseLayout::default_for_depth(depth);
     }
-    // A preset's `full` row is the dense DiT; any other density needs the SparseDiT of that size.
-    t.sparse = !full_density;
-    t.config = src_.config;
-    t.config.input_size = input_size;
-    if (t.sparse) t.layout = src_.layout ? *src_.layout : SparseLayout::default_for_depth(t.config.depth);
+    t.latent = family(t.spec.family).latent(t.spec);
+    t.dense = t.latent.grid();
     return t;
   }
 
   Model& get(const BenchPlan& t) {
-    const std::string key = std::to_string(t.config.input_size) + (t.sparse ? "/sparse" : "/dense");
+    const std::string key = t.spec.config.dump() + (t.spec.layout ? "/" + t.spec.layout->str() : "");
     if (current_ && key == key_) return *current_;
     current_.reset();
     torch::manual_seed(opt_.seed);
     if (sd_ && !src_.random_weights) {
-      current_ = Model::from_state_dict(*sd_, src_.num_heads);
+      current_ = Model::from_state_dict(*sd_, src_.load);
     } else {
-      DetectedModel spec;
-      spec.family = t.sparse ? ModelFamily::SparseDiT : ModelFamily::DiT;
-      spec.config = t.config;
-      spec.layout = t.layout;
-      spec.heads_known = true;
-      current_ = Model::build(spec);
+      current_ = Model::build(t.spec);
       randomize(*current_);
     }
     current_->to(opt_.device, opt_.dtype);
@@ -133,7 +125,7 @@ class ModelPool {
   const BenchModelSource& src_;
   const BenchOptions& opt_;
   std::optional<StateDict> sd_;
-  DetectedModel ckpt_spec_;
+  ModelSpec ckpt_spec_;
   std::optional<Model> current_;
   std::string key_;
 };
@@ -147,30 +139,41 @@ BenchPlan plan_case(const ModelPool& pool, const BenchCase& c, const BenchOption
   const int64_t fixed = pool.fixed_input_size();
   // pos_embed fixes a checkpoint's token grid, so it cannot be run at another size.
   if (fixed > 0 && c.input_size != fixed)
-    fail("bench: the checkpoint has a ", fixed, "x", fixed, " latent (", fixed * 8, " px) but a size asked for gives ",
-         c.input_size, "x", c.input_size);
+    fail("bench: the checkpoint has a ", fixed, "x", fixed, " latent but a size asked for gives ", c.input_size, "x",
+         c.input_size);
   // The family depends on the density only for presets; parse once to know whether it is `full`.
   const BenchPlan probe = pool.target(c.input_size, true);
-  if (c.input_size % probe.config.patch_size != 0)
-    fail("bench: latent side ", c.input_size, " is not a multiple of patch size ", probe.config.patch_size);
-  if (probe.config.hidden_size % probe.config.num_heads != 0)
-    fail("bench: hidden size ", probe.config.hidden_size, " is not divisible by ", probe.config.num_heads, " heads");
-  const int64_t grid = probe.config.grid();
   DensitySchedule sched = [&] {
     try {
-      return DensitySchedule::parse(c.density, grid, kDiffusionSteps);
+      return DensitySchedule::parse(c.density, probe.dense, kDiffusionSteps);
     } catch (const Error& e) {
       fail("bench: --density '", c.density, "': ", e.what());
     }
   }();
   BenchPlan p = pool.target(c.input_size, sched.is_full());
   p.sched = sched;
-  if (!p.sparse && !sched.is_full())
-    fail("bench: --density '", c.density, "' needs a SparseDiT, but the checkpoint holds a dense DiT (it only runs `full`)");
-  if (p.sparse) p.layout = SparseLayout::parse(p.layout.str(), p.config.depth);
+  if (!p.spec.sparse() && !sched.is_full())
+    fail("bench: --density '", c.density, "' needs a SparseDiT, but the checkpoint holds a dense ", display_name(p.spec),
+         " (it only runs `full`)");
   if (opt.train) train_intervals(p, c, opt);  // throws when the batch cannot cover the intervals
   return p;
 }
+
+}  // namespace
+
+Conditioning bench_conditioning(const Model& model, int64_t batch, bool cfg, const torch::Device& device) {
+  const LatentSpec& l = model.latent();
+  Conditioning c;
+  if (l.cond == CondKind::ClassLabel) c.labels = torch::randint(0, l.num_classes, {batch}, torch::kLong);
+  if (l.cond == CondKind::Text) {
+    c.context = torch::randn({batch, l.context_len, l.context_dim});
+    c.context_mask = torch::ones({batch, l.context_len}, torch::kLong);
+  }
+  if (cfg && l.cond != CondKind::None) c = Conditioning::cat(c, model.null_conditioning(c));
+  return c.to(device);
+}
+
+namespace {
 
 // ---- timing ----------------------------------------------------------------------------------
 
@@ -178,68 +181,43 @@ double now_ms() {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-BenchRow measure(Model& model, const BenchPlan& plan, const BenchCase& c, const BenchOptions& opt,
-                 const std::vector<int64_t>& timesteps, const std::string& model_name) {
-  const DiTConfig& cfg = plan.config;
-  const SparseLayout* layout = plan.sparse ? &plan.layout : nullptr;
-  BenchRow row = bench_row_header(plan, c, opt, model_name);
-  row.mode = "sample";
-  row.steps = static_cast<int64_t>(timesteps.size());
-
-  // Distinct sides, most tokens first, with their step counts and one timestep that uses them
-  // (the timestep value does not change the cost, but a real one keeps the inputs realistic).
-  std::map<int64_t, std::pair<int64_t, int64_t>, std::greater<>> by_side;
+// Distinct grids, most tokens first, with their step counts and GMACs; returns one timestep that
+// uses each (the timestep value does not change the cost, but a real one keeps the inputs realistic).
+std::vector<int64_t> visited_grids(BenchRow& row, const Model& model, const BenchPlan& plan,
+                                   const std::vector<int64_t>& timesteps) {
+  std::map<Grid, std::pair<int64_t, int64_t>> by_grid;
   for (const int64_t t : timesteps) {
-    const int64_t s = layout ? plan.sched.side_at(t) : cfg.grid();
-    auto& e = by_side[s];
+    auto& e = by_grid[plan.sched.grid_at(static_cast<double>(t))];
     if (e.first++ == 0) e.second = t;
   }
   std::vector<int64_t> rep_t;
-  for (const auto& [s, e] : by_side) {
-    row.sides.push_back(s);
+  for (const auto& [g, e] : by_grid) {
+    row.grids.push_back(g);
     row.steps_per_side.push_back(e.first);
     rep_t.push_back(e.second);
-    row.gmacs_per_side.push_back((layout ? sparse_flops(cfg, *layout, s) : dense_flops(cfg)).total_macs / 1e9);
+    row.gmacs_per_side.push_back(model.flops(plan.dense, g).gmacs());
   }
-  row.gmacs = mean_gmacs(cfg, layout, plan.sched, timesteps);
-  row.gmacs_per_image_step = row.gmacs * (opt.cfg ? 2.0 : 1.0);
+  row.gmacs = mean_gmacs(model, plan.sched, timesteps);
+  return rep_t;
+}
 
-  const int64_t fwd_batch = c.batch * (opt.cfg ? 2 : 1);
-  const auto fopts = torch::TensorOptions().device(opt.device).dtype(opt.dtype);
-  const auto iopts = torch::TensorOptions().device(opt.device).dtype(torch::kLong);
-  torch::manual_seed(opt.seed);
-  const auto x = torch::randn({fwd_batch, cfg.in_channels, cfg.input_size, cfg.input_size}, fopts.dtype(torch::kFloat32))
-                     .to(opt.dtype);
-  auto y = torch::randint(0, cfg.num_classes, {c.batch}, iopts);
-  if (opt.cfg) y = torch::cat({y, torch::full({c.batch}, cfg.num_classes, iopts)});  // null class for uncond
-
-  auto forward = [&](size_t i) {
-    const auto t = torch::full({fwd_batch}, rep_t[i], iopts);
-    const int64_t side = row.sides[i];
-    if (!opt.cfg) return model.forward(x, t, y, side);
-    // Sampling with guidance runs [cond; uncond] through one forward, then mixes the halves.
-    BackboneFn f = [&](const torch::Tensor& xx, const torch::Tensor& tt, const torch::Tensor& yy) {
-      return model.forward(xx, tt, yy, side);
-    };
-    return forward_with_cfg(f, x, t, y, opt.cfg_scale, 3, cfg.in_channels);
-  };
-
-  compat::NoGrad ng;
-  for (size_t i = 0; i < row.sides.size(); ++i)
+// Warm-up (refusing non-finite outputs), then reps × one forward per grid, weighted by the steps
+// that use each grid; fills the timing and memory fields of the row.
+void time_forwards(BenchRow& row, const BenchOptions& opt, const std::function<torch::Tensor(size_t)>& forward) {
+  torch::NoGradGuard ng;
+  for (size_t i = 0; i < row.grids.size(); ++i)
     for (int w = 0; w < opt.warmup; ++w) {
       const auto out = forward(i);
       if (w == 0 && !torch::isfinite(out).all().item<bool>())
-        fail("bench: the random model produced non-finite outputs at ", row.sides[i], "x", row.sides[i], " in ",
-             row.dtype, "; timings of NaN arithmetic would not be representative");
+        fail("bench: the random model produced non-finite outputs at ", row.grids[i].str(), " in ", row.dtype,
+             "; timings of NaN arithmetic would not be representative");
     }
   compat::cuda_synchronize(opt.device);
-
   const bool per_row_peak = bench_reset_peak(opt);
-
-  std::vector<std::vector<double>> side_ms(row.sides.size());
+  std::vector<std::vector<double>> side_ms(row.grids.size());
   for (int r = 0; r < opt.reps; ++r) {
     double weighted = 0.0;
-    for (size_t i = 0; i < row.sides.size(); ++i) {
+    for (size_t i = 0; i < row.grids.size(); ++i) {
       compat::cuda_synchronize(opt.device);
       const double t0 = now_ms();
       forward(i);
@@ -250,11 +228,38 @@ BenchRow measure(Model& model, const BenchPlan& plan, const BenchCase& c, const 
     }
     row.ms_per_step_reps.push_back(weighted / static_cast<double>(row.steps));
   }
-
   bench_read_peak(row, opt, per_row_peak);
-
   for (const auto& v : side_ms) row.ms_per_side.push_back(mean_sd(v));
   row.ms_per_step = mean_sd(row.ms_per_step_reps);
+}
+
+BenchRow measure(Model& model, const BenchPlan& plan, const BenchCase& c, const BenchOptions& opt,
+                 const std::vector<int64_t>& timesteps, const std::string& model_name) {
+  BenchRow row = bench_row_header(plan, c, opt, model_name);
+  row.mode = "sample";
+  row.steps = static_cast<int64_t>(timesteps.size());
+  const auto rep_t = visited_grids(row, model, plan, timesteps);
+  row.gmacs_per_image_step = row.gmacs * (opt.cfg ? 2.0 : 1.0);
+
+  const int64_t fwd_batch = c.batch * (opt.cfg ? 2 : 1);
+  const auto iopts = torch::TensorOptions().device(opt.device).dtype(torch::kLong);
+  torch::manual_seed(opt.seed);
+  const auto x = torch::randn(plan.latent.shape(fwd_batch, c.input_size, c.input_size)).to(opt.device, opt.dtype);
+  const auto cond = bench_conditioning(model, c.batch, opt.cfg, opt.device);
+  GuidanceOptions g;
+  g.scale = opt.cfg_scale;
+  g.eps_channels = plan.latent.channels;
+  g.channel_axis = plan.latent.channel_axis;
+  time_forwards(row, opt, [&](size_t i) {
+    const auto t = torch::full({fwd_batch}, rep_t[i], iopts);
+    const Grid grid = row.grids[i];
+    if (!opt.cfg) return model.forward(x, t, cond, grid);
+    // Sampling with guidance runs [cond; uncond] through one forward, then mixes the halves.
+    DenoiseFn f = [&](const torch::Tensor& xx, const torch::Tensor& tt, const Conditioning& cc) {
+      return model.forward(xx, tt, cc, grid);
+    };
+    return forward_with_cfg(f, x, t, cond, g);
+  });
   std::vector<double> gflops, ips;
   for (const double ms : row.ms_per_step_reps) {
     gflops.push_back(2.0 * row.gmacs * static_cast<double>(fwd_batch) / (ms / 1000.0));
@@ -271,13 +276,13 @@ BenchRow bench_row_header(const BenchPlan& plan, const BenchCase& c, const Bench
                           const std::string& model_name) {
   BenchRow row;
   row.model = model_name;
-  row.family = plan.sparse ? "SparseDiT" : "DiT";
-  row.layout = plan.sparse ? plan.layout.str() : "";
+  row.family = display_name(plan.spec);
+  row.layout = plan.spec.layout ? plan.spec.layout->str() : "";
   row.density = c.density;
   row.schedule = plan.sched.describe();
   row.device = opt.device.str();
   row.dtype = dtype_name(opt.dtype);
-  row.image_size = c.input_size * 8;
+  row.image_size = c.input_size * plan.latent.vae_downscale;
   row.input_size = c.input_size;
   row.batch = c.batch;
   row.threads = c.threads;
@@ -310,7 +315,7 @@ namespace {
 
 std::string case_label(const BenchModelSource& src, const BenchCase& c, const BenchOptions& opt) {
   std::ostringstream os;
-  os << src.name << " " << c.input_size * 8 << "px density " << c.density << " batch " << c.batch
+  os << src.name << " latent " << c.input_size << " density " << c.density << " batch " << c.batch
      << (opt.cfg ? " (x2 cfg)" : "") << " threads " << c.threads << " " << opt.device.str() << " "
      << dtype_name(opt.dtype);
   return os.str();
@@ -406,8 +411,11 @@ nlohmann::ordered_json bench_row_json(const BenchRow& r) {
   j["reps"] = r.reps;
   auto per_side = nlohmann::ordered_json::array();
   const bool train = r.mode == "train";
-  for (size_t i = 0; i < r.sides.size(); ++i) {
-    nlohmann::ordered_json e{{"side", r.sides[i]}, {train ? "samples" : "steps", r.steps_per_side[i]},
+  for (size_t i = 0; i < r.grids.size(); ++i) {
+    const Grid& g = r.grids[i];
+    nlohmann::ordered_json e{{"side", g.square() ? nlohmann::ordered_json(g.h) : nlohmann::ordered_json(nullptr)},
+                             {"grid", g.str()},
+                             {train ? "samples" : "steps", r.steps_per_side[i]},
                              {"gmacs", r.gmacs_per_side[i]}};
     if (i < r.ms_per_side.size()) {
       e["ms"] = r.ms_per_side[i].mean;

@@ -1,8 +1,9 @@
 #pragma once
-// Wall-clock benchmark of DiT / SparseDiT sampling forwards, in the manner of llama-bench: every
-// combination of image size × density × batch × threads becomes one row, measured after a warm-up
-// and repeated. A sampling step's cost is the mean over the schedule's steps, so each distinct grid
-// side the density schedule visits is timed once per repetition and weighted by its step count.
+// Wall-clock benchmark of sampling forwards (or training steps) of any model family, dense and
+// SparseDiT, in the manner of llama-bench: every combination of size × density × batch × threads
+// becomes one row, measured after a warm-up and repeated. A sampling step's cost is the mean over the
+// schedule's steps, so each distinct sparse grid the density schedule visits is timed once per
+// repetition and weighted by its step count.
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -14,25 +15,23 @@
 #include <nlohmann/json.hpp>
 
 #include "diffusion/density_schedule.h"
-#include "models/config.h"
+#include "models/model.h"
 #include "train/batching.h"
 
 namespace sdit {
 
-class Model;
-
 // Where the benchmarked weights come from.
 struct BenchModelSource {
   std::string name;             // shown in the rows: preset name or checkpoint path
-  std::string ckpt;             // empty: build from `config` (random weights)
+  std::string ckpt;             // empty: build from `spec` (random weights)
   bool random_weights = false;  // with ckpt: the checkpoint's architecture, freshly initialised
-  DiTConfig config;             // preset (+ overrides); input_size is set per row
+  ModelSpec spec;               // preset (+ overrides); the latent size is set per case
   std::optional<SparseLayout> layout;  // SparseDiT layout for random models (default by depth)
-  std::optional<int64_t> num_heads;    // checkpoints whose width has no default head count
+  LoadOptions load;                    // checkpoints whose width has no default head count
 };
 
 struct BenchCase {
-  int64_t input_size = 0;  // latent side fed to the model
+  int64_t input_size = 0;  // latent side fed to the model (0: a checkpoint's own size)
   std::string density;     // as the user wrote it
   int64_t batch = 1;       // images per step (CFG doubles the forward batch)
   int threads = 1;
@@ -48,7 +47,7 @@ struct BenchOptions {
   std::string steps = "250";  // respacing of the 1000 training steps
   uint64_t seed = 0;
   // Time optimisation steps instead of sampling forwards: forward + backward + AdamW, a SparseDiT
-  // running one micro-batch per timestep interval (SPEC §4), as `sparsedit train` does.
+  // running one micro-batch per timestep interval (docs/method.md §4), as `sparsedit train` does.
   bool train = false;
   std::string train_intervals = "stages";  // plan_density_intervals spec
 };
@@ -68,9 +67,10 @@ struct BenchRow {
   int64_t steps = 0;  // sampling steps of a whole run
   int reps = 0;
 
-  // One entry per distinct grid side, most tokens first. Training rows: one per micro-batch, with
-  // its sample count in steps_per_side and no per-side time (the step is timed as a whole).
-  std::vector<int64_t> sides, steps_per_side;
+  // One entry per distinct sparse grid, most tokens first. Training rows: one per micro-batch, with
+  // its sample count in steps_per_side and no per-grid time (the step is timed as a whole).
+  std::vector<Grid> grids;
+  std::vector<int64_t> steps_per_side;
   std::vector<MeanSd> ms_per_side;     // one forward of the whole (CFG-doubled) batch
   std::vector<double> gmacs_per_side;  // one forward, one sample
 
@@ -112,11 +112,12 @@ nlohmann::ordered_json bench_row_json(const BenchRow& row);
 
 // ---- shared with bench_train.cpp --------------------------------------------------------------
 
-// One case resolved: the model it runs and its density schedule on the model's token grid.
+// One case resolved: the model it runs (family, config, layout) and its density schedule on the
+// model's token grid.
 struct BenchPlan {
-  bool sparse = false;
-  DiTConfig config;
-  SparseLayout layout;
+  ModelSpec spec;
+  LatentSpec latent;
+  Grid dense;
   DensitySchedule sched;
 };
 
@@ -134,6 +135,9 @@ std::vector<DensityInterval> train_intervals(const BenchPlan& plan, const BenchC
 // Times warm-up + reps optimisation steps of `model` (left in training mode, weights updated).
 BenchRow measure_train_step(Model& model, const BenchPlan& plan, const BenchCase& c, const BenchOptions& opt,
                             const std::string& model_name);
+
+// Random conditioning of the model's kind for `batch` samples ([cond; uncond] rows with cfg).
+Conditioning bench_conditioning(const Model& model, int64_t batch, bool cfg, const torch::Device& device);
 
 std::string dtype_name(torch::Dtype dtype);
 torch::Dtype parse_dtype(const std::string& name);  // fp32 | bf16 | fp16

@@ -1,16 +1,16 @@
-// `sparsedit bench --train`: the wall time of one optimisation step, built from the same pieces as
-// the trainer (GaussianDiffusion::training_losses, plan_density_intervals, AdamW) but on random
-// data, so that dense DiT and multi-density SparseDiT training can be compared without a dataset.
-// The trainer's EMA update and data loading are left out: both are per-parameter or per-sample
-// copies, negligible beside the forward and backward passes being compared.
+// `sparsedit bench --train`: the wall time of one optimisation step, built from the trainer's own
+// step (train/step.h: multi-density micro-batches, training_losses) and AdamW, but on random data,
+// so that dense and multi-density SparseDiT training can be compared without a dataset. The
+// trainer's EMA update and data loading are left out: both are per-parameter or per-sample copies,
+// negligible beside the forward and backward passes being compared.
 #include <chrono>
 #include <cmath>
 
-#include "diffusion/gaussian_diffusion.h"
 #include "bench/bench.h"
-#include "models/flops.h"
+#include "diffusion/gaussian_diffusion.h"
 #include "models/model.h"
 #include "train/optim.h"
+#include "train/step.h"
 #include "util/compat.h"
 #include "util/error.h"
 
@@ -18,7 +18,7 @@ namespace sdit {
 
 std::vector<DensityInterval> train_intervals(const BenchPlan& plan, const BenchCase& c, const BenchOptions& opt) {
   // A dense DiT, or a SparseDiT kept at its dense grid, needs no split: one micro-batch over [0, T).
-  if (!plan.sparse || plan.sched.is_full()) return dense_interval(plan.sched.num_timesteps(), c.batch);
+  if (!plan.spec.sparse() || plan.sched.is_full()) return dense_interval(plan.sched.num_timesteps(), c.batch);
   try {
     return plan_density_intervals(plan.sched, opt.train_intervals, c.batch);
   } catch (const Error& e) {
@@ -28,16 +28,15 @@ std::vector<DensityInterval> train_intervals(const BenchPlan& plan, const BenchC
 
 BenchRow measure_train_step(Model& model, const BenchPlan& plan, const BenchCase& c, const BenchOptions& opt,
                             const std::string& model_name) {
-  const DiTConfig& cfg = plan.config;
   BenchRow row = bench_row_header(plan, c, opt, model_name);
   row.mode = "train";
   row.steps = 1;
   const auto intervals = train_intervals(plan, c, opt);
   double macs = 0.0;
   for (const auto& iv : intervals) {
-    const int64_t side = iv.side > 0 ? iv.side : cfg.grid();
-    const double g = (plan.sparse ? sparse_flops(cfg, plan.layout, side) : dense_flops(cfg)).total_macs / 1e9;
-    row.sides.push_back(side);
+    const Grid grid = iv.grid.empty() ? plan.dense : iv.grid;
+    const double g = model.flops(plan.dense, grid).gmacs();
+    row.grids.push_back(grid);
     row.steps_per_side.push_back(iv.batch);
     row.gmacs_per_side.push_back(g);
     macs += g * static_cast<double>(iv.batch);
@@ -46,7 +45,7 @@ BenchRow measure_train_step(Model& model, const BenchPlan& plan, const BenchCase
   row.gmacs_per_image_step = row.gmacs;
 
   DiffusionOptions dopt;
-  dopt.learn_sigma = cfg.learn_sigma;
+  dopt.learn_sigma = plan.latent.learn_sigma;
   const GaussianDiffusion diffusion(dopt);
   model.train(true);
   std::vector<std::pair<std::string, torch::Tensor>> params;
@@ -55,28 +54,16 @@ BenchRow measure_train_step(Model& model, const BenchPlan& plan, const BenchCase
   AdamW adamw(params, AdamWOptions{});
 
   torch::manual_seed(opt.seed);
-  const auto fopts = torch::TensorOptions().device(opt.device).dtype(torch::kFloat32);
-  const auto iopts = torch::TensorOptions().device(opt.device).dtype(torch::kLong);
   // The diffusion arithmetic stays in float32 as in the trainer; only the model runs in opt.dtype.
-  const auto x0 = torch::randn({c.batch, cfg.in_channels, cfg.input_size, cfg.input_size}, fopts);
-  const auto y = torch::randint(0, cfg.num_classes, {c.batch}, iopts);
+  const auto x0 = torch::randn(plan.latent.shape(c.batch, c.input_size, c.input_size));
+  const auto cond = bench_conditioning(model, c.batch, false, torch::kCPU);
+  StepOptions so;
+  so.device = opt.device;
+  so.dtype = opt.dtype;
 
   auto step = [&]() {
     adamw.zero_grad();
-    double loss = 0.0;
-    int64_t offset = 0;
-    for (const auto& iv : intervals) {
-      const auto xb = x0.narrow(0, offset, iv.batch), yb = y.narrow(0, offset, iv.batch);
-      offset += iv.batch;
-      const auto t = torch::randint(iv.t_begin, iv.t_end, {iv.batch}, iopts);
-      const auto noise = torch::randn_like(xb);
-      ModelFn fn = [&](const torch::Tensor& x, const torch::Tensor& t_orig) {
-        return model.forward(x.to(opt.dtype), t_orig, yb, iv.side).to(torch::kFloat32);
-      };
-      auto weighted = diffusion.training_losses(fn, xb, t, noise).loss.mean() * iv.weight;
-      weighted.backward();
-      loss += weighted.item<double>();
-    }
+    const double loss = accumulate_gradients(model, diffusion, intervals, x0, cond, so).loss;
     adamw.step();
     return loss;
   };

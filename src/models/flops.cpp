@@ -1,116 +1,98 @@
 #include "models/flops.h"
 
-#include <cmath>
-#include <map>
+#include <algorithm>
 
 #include "util/error.h"
 
 namespace sdit {
 namespace {
 
-// The SPEC §6 terms, written with the MLP width explicit so that mlp_ratio 4 gives the spec's
-// 12C²N for a dense block (4C² for qkv + proj, 8C² for the MLP).
-struct Dims {
-  double C, Hm, N, p2;
+// The docs/method.md §6 terms with the MLP width explicit, so that mlp_ratio 4 gives the familiar
+// 12C²N of a dense block (4C² for qkv + proj, 8C² for the MLP).
+struct Terms {
+  const BlockCosts& k;
+  double C2() const { return k.hidden * k.hidden; }
+  double mlp(double t) const { return 2 * k.hidden * k.mlp_hidden * t; }
+  double tail(double t) const { return mlp(t) + k.modulation + k.extra_per_token * t + k.extra_fixed; }
+
+  // Self-attention over t tokens in sequences of s tokens: qkv + proj, then 2·s·C per token.
+  double attention(double t, double s) const { return 4 * C2() * t + 2 * t * s * k.hidden + tail(t); }
+  // Poolingformer: V and proj counted on every token, as the reference computes them.
+  double pooling(double t) const { return 2 * C2() * t + tail(t); }
+  // Sparse-gen: q + proj on the m sparse tokens, K/V on the n dense ones, each query over s_kv keys.
+  double gen(double m, double n, double s_kv) const {
+    return 2 * C2() * m + 2 * C2() * n + 2 * m * s_kv * k.hidden + tail(m);
+  }
+  // Recovery: q, proj and W2 on the n dense tokens plus W1 on the m sparse ones (before upsampling:
+  // the 2C²m term with K/V), each dense query over s_kv sparse keys.
+  double recovery(double m, double n, double s_kv) const {
+    return 4 * C2() * n + 2 * C2() * m + 2 * n * s_kv * k.hidden + tail(n);
+  }
 };
 
-Dims dims_of(const DiTConfig& cfg) {
-  if (cfg.patch_size < 1 || cfg.input_size < cfg.patch_size || cfg.input_size % cfg.patch_size != 0)
-    fail("flops: input size ", cfg.input_size, " is not a positive multiple of patch size ", cfg.patch_size);
-  if (cfg.hidden_size < 1 || cfg.depth < 1) fail("flops: hidden size and depth must be positive");
-  const double C = static_cast<double>(cfg.hidden_size);
-  // DiT builds the MLP with int(hidden_size * mlp_ratio) units.
-  const double Hm = std::floor(C * cfg.mlp_ratio);
-  const double p = static_cast<double>(cfg.patch_size);
-  return {C, Hm, static_cast<double>(cfg.tokens()), p * p};
-}
-
-double adaln(const Dims& d) { return 6 * d.C * d.C; }
-double mlp(const Dims& d, double tokens) { return 2 * d.C * d.Hm * tokens; }
-
-double dense_block(const Dims& d, double n) {
-  return 4 * d.C * d.C * n + mlp(d, n) + 2 * n * n * d.C + adaln(d);
-}
-double poolingformer_block(const Dims& d) {
-  return 2 * d.C * d.C * d.N + mlp(d, d.N) + adaln(d);
-}
-double sparse_gen_block(const Dims& d, double m) {
-  return 2 * d.C * d.C * m + mlp(d, m) + 2 * d.C * d.C * d.N + 2 * m * d.N * d.C + adaln(d);
-}
-double recovery_block(const Dims& d, double m) {
-  return 4 * d.C * d.C * d.N + mlp(d, d.N) + 2 * d.C * d.C * m + 2 * d.N * m * d.C + adaln(d);
-}
-
-FlopsSegment embedders(const DiTConfig& cfg, const Dims& d) {
-  const double patch = static_cast<double>(cfg.in_channels) * d.p2 * d.C * d.N;
-  const double t_mlp = 256 * d.C + d.C * d.C;  // 256 sinusoidal frequencies -> C -> C
-  return {"embedders", patch + t_mlp, 0};
-}
-
-FlopsSegment final_layer(const DiTConfig& cfg, const Dims& d) {
-  const double linear = d.p2 * static_cast<double>(cfg.out_channels()) * d.C * d.N;
-  return {"final", linear + 2 * d.C * d.C, 0};
-}
-
-FlopsReport finish(std::vector<FlopsSegment> segs) {
-  FlopsReport r;
-  for (auto& s : segs) {
-    if (s.blocks == 0 && s.name != "embedders" && s.name != "final") continue;
-    r.total_macs += s.macs;
-    r.segments.push_back(std::move(s));
-  }
-  return r;
+double seq(const BlockCosts& k, const BlockSlot& slot, const Grid& g) {
+  return k.sequence ? k.sequence(slot, g) : static_cast<double>(g.per_frame());
 }
 
 }  // namespace
 
-FlopsReport dense_flops(const DiTConfig& cfg) {
-  const Dims d = dims_of(cfg);
-  const double depth = static_cast<double>(cfg.depth);
-  return finish({embedders(cfg, d), {"blocks", depth * dense_block(d, d.N), cfg.depth}, final_layer(cfg, d)});
-}
+std::vector<FlopsSegment> trunk_flops(const BlockCosts& k, int64_t depth, const SparseLayout* layout,
+                                      const Grid& dense, const Grid& sparse) {
+  if (dense.empty()) fail("flops: empty token grid");
+  const Grid s = layout ? sparse : dense;
+  if (layout && (s.empty() || s.frames < 1 || s.frames > dense.frames || s.h > dense.h || s.w > dense.w))
+    fail("flops: sparse grid ", s.str(), " is outside the dense token grid ", dense.str());
+  const Terms t{k};
+  const double N = static_cast<double>(dense.tokens()), M = static_cast<double>(s.tokens());
+  // Gen and recovery attend frame by frame while the frames are kept, across the sample otherwise.
+  const bool per_frame = s.frames == dense.frames;
+  const double n_keys = per_frame ? static_cast<double>(dense.per_frame()) : N;
+  const double m_keys = per_frame ? static_cast<double>(s.per_frame()) : M;
 
-FlopsReport sparse_flops(const DiTConfig& cfg, const SparseLayout& layout, int64_t side) {
-  const Dims d = dims_of(cfg);
-  if (layout.depth() != cfg.depth)
-    fail("flops: the SparseDiT layout has ", layout.depth(), " blocks but the model has depth ", cfg.depth);
-  if (side < 1 || side > cfg.grid())
-    fail("flops: sparse grid side ", side, " is outside [1, ", cfg.grid(), "]");
-  const double m = static_cast<double>(side * side);
-  const int64_t S = layout.sdtms;
-  auto seg = [](std::string name, int64_t blocks, double per_block) {
-    return FlopsSegment{std::move(name), static_cast<double>(blocks) * per_block, blocks};
+  std::vector<FlopsSegment> segs;
+  auto add = [&](const std::string& name, double macs) {
+    if (segs.empty() || segs.back().name != name) segs.push_back({name, 0.0, 0});
+    segs.back().macs += macs;
+    segs.back().blocks += 1;
   };
-  return finish({embedders(cfg, d),
-                 seg("poolingformers", layout.poolingformers, poolingformer_block(d)),
-                 seg("sdtm sparse-gen", S * layout.gen, sparse_gen_block(d, m)),
-                 seg("sdtm sparse", S * layout.sparse, dense_block(d, m)),
-                 seg("sdtm recovery", S * layout.recovery, recovery_block(d, m)),
-                 seg("sdtm dense", S * layout.dense, dense_block(d, d.N)),
-                 seg("top", layout.top, dense_block(d, d.N)),
-                 final_layer(cfg, d)});
+  const int64_t first_top = layout ? depth - layout->top : depth;
+  for (const auto& slot : block_order(depth, layout)) {
+    switch (slot.mixer) {
+      case TokenMixer::Pooling: add("poolingformers", t.pooling(N)); break;
+      case TokenMixer::SparseGen: add("sdtm sparse-gen", t.gen(M, N, n_keys)); break;
+      case TokenMixer::Recovery: add("sdtm recovery", t.recovery(M, N, m_keys)); break;
+      case TokenMixer::Attention: {
+        const Grid& g = slot.on_sparse_tokens ? s : dense;
+        const double tokens = static_cast<double>(g.tokens());
+        const std::string name = !layout ? "blocks" : slot.on_sparse_tokens ? "sdtm sparse"
+                                 : slot.index >= first_top                 ? "top"
+                                                                           : "sdtm dense";
+        add(name, t.attention(tokens, seq(k, slot, g)));
+        break;
+      }
+    }
+  }
+  // The SDTM segments interleave in forward order; merge each kind into one row.
+  std::vector<FlopsSegment> merged;
+  for (auto& sgm : segs) {
+    auto it = std::find_if(merged.begin(), merged.end(), [&](const FlopsSegment& m) { return m.name == sgm.name; });
+    if (it == merged.end()) {
+      merged.push_back(sgm);
+    } else {
+      it->macs += sgm.macs;
+      it->blocks += sgm.blocks;
+    }
+  }
+  return merged;
 }
 
-double mean_gmacs(const DiTConfig& cfg, const SparseLayout* layout, const DensitySchedule& sched,
-                  const std::vector<int64_t>& original_timesteps) {
-  if (original_timesteps.empty()) fail("flops: no sampling timesteps to average over");
-  if (sched.dense_grid() != cfg.grid())
-    fail("flops: density schedule was built for a ", sched.dense_grid(), "x", sched.dense_grid(),
-         " grid but the model's token grid is ", cfg.grid(), "x", cfg.grid());
-  if (layout == nullptr) {
-    if (!sched.is_full()) fail("flops: density '", sched.spec(), "' needs a SparseDiT; a dense DiT is always full");
-    for (const int64_t t : original_timesteps) sched.side_at(t);  // range-check the timesteps all the same
-    return dense_flops(cfg).total_macs / 1e9;
-  }
-  std::map<int64_t, double> by_side;
-  double sum = 0.0;
-  for (const int64_t t : original_timesteps) {
-    const int64_t s = sched.side_at(t);
-    auto it = by_side.find(s);
-    if (it == by_side.end()) it = by_side.emplace(s, sparse_flops(cfg, *layout, s).total_macs).first;
-    sum += it->second;
-  }
-  return sum / static_cast<double>(original_timesteps.size()) / 1e9;
+FlopsReport make_report(FlopsSegment embedders, std::vector<FlopsSegment> trunk, FlopsSegment head) {
+  FlopsReport r;
+  r.segments.push_back(std::move(embedders));
+  for (auto& s : trunk) r.segments.push_back(std::move(s));
+  r.segments.push_back(std::move(head));
+  for (const auto& s : r.segments) r.total_macs += s.macs;
+  return r;
 }
 
 }  // namespace sdit

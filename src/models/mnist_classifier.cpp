@@ -101,7 +101,7 @@ torch::Tensor classifier_input(const torch::Tensor& images_u8, int64_t side) {
 ClassifierOutputs run_classifier(MnistClassifier& model, const torch::Tensor& images_u8, int64_t batch,
                                  const torch::Device& device) {
   if (batch < 1) fail("batch size must be >= 1, got ", batch);
-  compat::NoGrad ng;
+  torch::NoGradGuard ng;
   model->eval();
   model->to(device);
   std::vector<torch::Tensor> feats, preds;

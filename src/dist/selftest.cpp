@@ -124,21 +124,31 @@ double timed(const World& w, int iters, Op op) {
 
 void time_allreduce(const World& w, const SelfTestOptions& o, std::ostream& out) {
   const int64_t n = std::max<int64_t>(1, static_cast<int64_t>(o.mb * 1e6 / 4));
+  const int64_t per_bucket = kDefaultBucketBytes / 4;
+  // (a) one flat tensor; (b) the same memory as 25 MiB views, reduced in place, all in flight;
+  // (c) the same bytes as 1 MB "gradients" in 25 MiB buckets, flatten and copy back included.
   std::vector<torch::Tensor> one{torch::ones({n})};
-  const double t_one = timed(w, o.iters, [&] { w.allreduce_sum(one, int64_t{1} << 62); });
-  // The same bytes as 1 MB "gradients", in the default 25 MiB buckets (flatten + copy back included).
-  std::vector<torch::Tensor> grads;
+  auto flat = torch::ones({n});
+  std::vector<torch::Tensor> views, grads;
+  for (int64_t off = 0; off < n; off += per_bucket) views.push_back(flat.narrow(0, off, std::min(per_bucket, n - off)));
   for (int64_t off = 0; off < n; off += 262144) grads.push_back(torch::ones({std::min<int64_t>(262144, n - off)}));
+  const double t_one = timed(w, o.iters, [&] { w.allreduce_sum(one, int64_t{1} << 62); });
+  const double t_views = timed(w, o.iters, [&] { w.allreduce_sum(views); });
   const double t_grads = timed(w, o.iters, [&] { w.allreduce_sum(grads); });
   if (!w.is_root()) return;
   const double bytes = 4.0 * static_cast<double>(n);
-  char line[320];
-  std::snprintf(line, sizeof line,
-                "allreduce %.1f MB fp32, %d ranks, median of %d (slowest rank): one tensor %.4f s (%.2f GB/s); "
-                "%zu tensors of <= 1 MB in %zu buckets of 25 MiB %.4f s (%.2f GB/s)\n",
-                bytes / 1e6, w.size(), o.iters, t_one, bytes / t_one / 1e9, grads.size(),
-                plan_buckets(grads, kDefaultBucketBytes).size(), t_grads, bytes / t_grads / 1e9);
-  out << line;
+  auto row = [&](const std::string& what, double t) {
+    char line[256];
+    std::snprintf(line, sizeof line, "  %-60s %.4f s  %.2f GB/s\n", what.c_str(), t, bytes / t / 1e9);
+    out << line;
+  };
+  out << "allreduce_sum of " << bytes / 1e6 << " MB fp32 over " << w.size() << " ranks (" << w.backend()
+      << "), median of " << o.iters << ", slowest rank:\n";
+  row("one tensor", t_one);
+  row(std::to_string(views.size()) + " views of <= 25 MiB, in place, all in flight", t_views);
+  row(std::to_string(grads.size()) + " tensors of <= 1 MB in " + std::to_string(plan_buckets(grads, kDefaultBucketBytes).size()) +
+          " buckets (flatten + copy back)",
+      t_grads);
 }
 
 }  // namespace

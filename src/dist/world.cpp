@@ -180,10 +180,6 @@ c10::intrusive_ptr<compat::CommBackend> make_group(const std::string& backend, c
 
 using Works = std::vector<c10::intrusive_ptr<c10d::Work>>;
 
-void wait_all(const Works& works) {
-  for (const auto& w : works) w->wait();
-}
-
 torch::Tensor to_comm(const World::Impl& w, const torch::Tensor& t) {
   return t.device() == w.comm_device ? t : t.to(w.comm_device);
 }
@@ -198,6 +194,7 @@ torch::Tensor gather_fixed(World::Impl& w, const torch::Tensor& t) {
 }
 
 // One collective per bucket, all in flight at once (Gloo works on several concurrently), then copy back.
+// If a wait throws, the remaining buckets fail at once too: Gloo closes the pair on its first error.
 template <typename Issue>
 void bucketed(World::Impl& w, const std::vector<torch::Tensor>& tensors, int64_t cap, Issue issue) {
   const auto plan = plan_buckets(tensors, cap);
@@ -208,8 +205,9 @@ void bucketed(World::Impl& w, const std::vector<torch::Tensor>& tensors, int64_t
     io.push_back({to_comm(w, flatten_bucket(tensors, b))});
     works.push_back(issue(io.back()));
   }
-  wait_all(works);
+  // In issue order: bucket k is copied back while the later buckets are still being reduced.
   for (size_t k = 0; k < plan.size(); ++k) {
+    works[k]->wait();
     const auto& first = tensors[plan[k][0]];
     const auto& flat = io[k][0];
     if (plan[k].size() == 1 && flat.data_ptr() == first.data_ptr()) continue;  // reduced in place

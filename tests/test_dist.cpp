@@ -210,6 +210,10 @@ TEST(DistLaunchEnv, SlurmHostListsAndTaskCounts) {
   EXPECT_EQ(slurm_tasks_on_node("2(x3),1", 3), 1);
   EXPECT_THROW(slurm_tasks_on_node("2(x3),1", 4), Error);
   EXPECT_THROW(slurm_tasks_on_node("x", 0), Error);
+  EXPECT_THROW(slurm_tasks_on_node("2(x3", 0), Error);
+  EXPECT_THROW(slurm_tasks_on_node("2(x99999999999)", 0), Error);
+  EXPECT_THROW(slurm_tasks_on_node("0", 0), Error);
+  EXPECT_EQ(slurm_tasks_on_node("4", 0), 4);
 }
 
 // ---- buckets -------------------------------------------------------------------------------------------

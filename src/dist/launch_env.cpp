@@ -1,6 +1,5 @@
 #include "dist/launch_env.h"
 
-#include <cstdio>
 #include <cstdlib>
 #include <vector>
 
@@ -149,16 +148,26 @@ std::string slurm_first_host(const std::string& nodelist) {
 
 int slurm_tasks_on_node(const std::string& tasks_per_node, int node_id) {
   // Comma-separated "count" or "count(xrepeat)" entries, one per run of nodes in node-list order.
-  int node = 0;
+  auto number = [&](const std::string& text) {
+    if (text.empty() || text.size() > 9 || text.find_first_not_of("0123456789") != std::string::npos)
+      fail("Slurm tasks per node '", tasks_per_node, "' is malformed");
+    return std::stoll(text);
+  };
+  long long node = 0;
   size_t pos = 0;
   while (pos < tasks_per_node.size()) {
     size_t end = tasks_per_node.find(',', pos);
     if (end == std::string::npos) end = tasks_per_node.size();
     const std::string item = tasks_per_node.substr(pos, end - pos);
-    int count = 0, repeat = 1;
-    if (std::sscanf(item.c_str(), "%d(x%d)", &count, &repeat) < 1 || count < 1 || repeat < 1)
-      fail("Slurm tasks per node '", tasks_per_node, "' is malformed");
-    if (node_id < node + repeat) return count;
+    const size_t paren = item.find("(x");
+    const long long count = number(item.substr(0, paren));
+    long long repeat = 1;
+    if (paren != std::string::npos) {
+      if (item.back() != ')') fail("Slurm tasks per node '", tasks_per_node, "' is malformed");
+      repeat = number(item.substr(paren + 2, item.size() - paren - 3));
+    }
+    if (count < 1 || repeat < 1) fail("Slurm tasks per node '", tasks_per_node, "' is malformed");
+    if (node_id < node + repeat) return static_cast<int>(count);
     node += repeat;
     pos = end + 1;
   }

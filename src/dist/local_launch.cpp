@@ -26,6 +26,7 @@ extern char** environ;
 namespace sdit::dist {
 namespace {
 
+#ifdef SPARSEDIT_HAVE_C10D
 // The variables a launcher owns; the parent's values for them never reach a child.
 const std::set<std::string> kLaunchVars{
     "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR", "MASTER_PORT",
@@ -123,6 +124,7 @@ int supervise(std::map<pid_t, int> running, const LocalLaunchOptions& o) {
   }
   return result;
 }
+#endif  // SPARSEDIT_HAVE_C10D
 
 }  // namespace
 
@@ -135,6 +137,8 @@ int run_local_ranks(int nproc, const std::string& exe, const std::vector<std::st
     fail("--nproc ", nproc, " starts its own ranks and cannot run inside another launch (", outer.source,
          " already made this rank ", outer.rank, " of ", outer.world_size, ")");
 #ifdef SPARSEDIT_HAVE_C10D
+  if (!build_support().gloo && !build_support().nccl)
+    fail("--nproc: this sparsedit was built with c10d but without a backend (no gloo headers, no NCCL)");
   // The rendezvous store lives in this process for the whole run, like torchrun's agent store; port 0
   // lets the kernel pick a free port, so concurrent launches never race for one.
   c10d::TCPStoreOptions so;

@@ -126,10 +126,6 @@ void collective(World::Impl& w, const char* op, F&& body) {
   w.comm_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-bool is_loopback(const std::string& host) {
-  return host.rfind("127.", 0) == 0 || host == "localhost" || host == "::1";
-}
-
 // Laid out as Python's init_process_group(init_method="env://"): under torchrun's agent every rank is a
 // client of the agent's store under /worker/attempt_<n>; otherwise rank 0 serves it. Then "default_pg".
 c10::intrusive_ptr<c10d::Store> rendezvous(const Launch& l, std::chrono::milliseconds timeout) {
@@ -145,6 +141,12 @@ c10::intrusive_ptr<c10d::Store> rendezvous(const Launch& l, std::chrono::millise
     s = c10::make_intrusive<c10d::PrefixStore>("/worker/attempt_" + std::to_string(l.restart_count), s);
   return c10::make_intrusive<c10d::PrefixStore>("default_pg", s);
 }
+
+#ifdef SPARSEDIT_HAVE_GLOO
+bool is_loopback(const std::string& host) {
+  return host.rfind("127.", 0) == 0 || host == "localhost" || host == "::1";
+}
+#endif
 
 c10::intrusive_ptr<compat::CommBackend> make_group(const std::string& backend, const c10::intrusive_ptr<c10d::Store>& store,
                                                    const Launch& l, std::chrono::milliseconds timeout) {

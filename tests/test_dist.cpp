@@ -481,6 +481,7 @@ TEST(DistProcesses, RanksLaunchedByEnvironmentVariables) {
                         " dist-check --timeout 30; a=$?; wait $p; b=$?; echo \"status $a $b\"");
   EXPECT_NE(r.output.find("status 0 0"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("rank 0 of 2 (local 0 of 2), gloo, env"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(" (rank 0's), timeout 30 s"), std::string::npos) << r.output;
 }
 
 TEST(DistProcesses, AKilledRankEndsTheSurvivorWithAClearErrorLongBeforeTheTimeout) {
@@ -538,4 +539,17 @@ TEST(DistProcesses, LaunchMistakesGiveOneClearLine) {
             std::string::npos)
       << r.output;
   EXPECT_LT(seconds_since(t0), 15.0);
+}
+
+TEST(DistProcesses, TorchrunNoPythonJoinsTheAgentStore) {
+  REQUIRE_GLOO();
+  if (run_sh("command -v torchrun").status != 0) GTEST_SKIP() << "no torchrun (Debian: apt-get install python3-torch)";
+  // Debian's torchrun 1.13 on Python 3.11 needs --no_python and --redirects/--tee (DISTRIBUTED.md 1.8).
+  const auto r = run_sh("OMP_NUM_THREADS=1 timeout 120 torchrun --nnodes=1 --nproc_per_node=2 --master_addr=127.0.0.1 "
+                        "--master_port=" + std::to_string(free_port()) + " --redirects=1 --tee=1 --no_python " +
+                        sparsedit_binary() + " dist-check --timeout 30");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("rank 0 of 2 (local 0 of 2), gloo, torchrun, store 127.0.0.1:"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(" (launcher's), timeout 30 s"), std::string::npos) << r.output;  // the agent's store
+  EXPECT_NE(r.output.find("all checks passed on every rank"), std::string::npos) << r.output;
 }

@@ -61,10 +61,10 @@ Check check_allreduce(const World& w, int64_t bucket_bytes) {
     worst = std::max(worst, ((a - b).norm() / b.norm().clamp_min(1e-30)).item<double>());
   }
   const bool ok = w.size() == 2 ? exact : worst <= 1e-6;
-  std::ostringstream d;
-  d << buckets << " bucket(s) of <= " << bucket_bytes << " B, " << (exact ? "bit-identical" : "max rel. L2 ")
-    << (exact ? "" : std::to_string(worst)) << " vs a left-to-right sum";
-  return {"allreduce_sum (bucketed)", ok, d.str()};
+  char d[160];
+  std::snprintf(d, sizeof d, "%zu bucket(s) of <= %lld B, %s%.2e vs a left-to-right sum", buckets,
+                static_cast<long long>(bucket_bytes), exact ? "bit-identical, rel. L2 " : "rel. L2 ", worst);
+  return {"allreduce_sum (bucketed)", ok, d};
 }
 
 // Rank r contributes r rows (rank 0 none); the result is every rank's rows in rank order.

@@ -288,7 +288,8 @@ std::string World::describe() const {
   if (!l.distributed()) return "1 process";
   std::ostringstream os;
   os << "rank " << l.rank << " of " << l.world_size << " (local " << l.local_rank << " of " << l.local_world_size
-     << "), " << impl_->backend << ", " << l.source << ", store " << l.master_addr << ":" << l.master_port;
+     << "), " << impl_->backend << ", " << l.source << ", store " << l.master_addr << ":" << l.master_port
+     << (l.agent_store ? " (launcher's)" : " (rank 0's)");
   return os.str();
 }
 

@@ -67,7 +67,7 @@ class World {
   const Launch& launch() const;
   const std::string& backend() const;  // "none" | "gloo" | "nccl"
   double timeout_s() const;
-  std::string describe() const;        // "rank 1 of 2 (local 1 of 2), gloo, nproc, 127.0.0.1:41234"
+  std::string describe() const;  // "rank 1 of 2 (local 1 of 2), gloo, nproc, store 127.0.0.1:41234 (launcher's)"
   // Wall time spent inside collectives so far (including waiting for slower peers), for bench.
   double comm_seconds() const;
 

@@ -17,6 +17,7 @@
 #include "cli_runner.h"
 #include "dist/buckets.h"
 #include "dist/launch_env.h"
+#include "dist/local_launch.h"
 #include "dist/shard.h"
 #include "dist/world.h"
 #include "testing.h"
@@ -214,6 +215,15 @@ TEST(DistLaunchEnv, SlurmHostListsAndTaskCounts) {
   EXPECT_THROW(slurm_tasks_on_node("2(x99999999999)", 0), Error);
   EXPECT_THROW(slurm_tasks_on_node("0", 0), Error);
   EXPECT_EQ(slurm_tasks_on_node("4", 0), 4);
+}
+
+TEST(DistLaunchEnv, TheChildrenOfNprocGetTheCommandLineWithoutIt) {
+  const std::vector<std::string> args{"sparsedit", "train", "--nproc", "2", "--steps", "5", "--nproc=3", "--out", "x"};
+  EXPECT_EQ(without_flag(args, "--nproc"), (std::vector<std::string>{"sparsedit", "train", "--steps", "5", "--out", "x"}));
+  EXPECT_EQ(without_flag({"--nproc", "a"}, "--nproc"), (std::vector<std::string>{"--nproc", "a"}));  // argv[0] stays
+  const auto self = own_command_line();
+  ASSERT_FALSE(self.empty());
+  EXPECT_NE(self[0].find("test_dist"), std::string::npos) << self[0];
 }
 
 // ---- buckets -------------------------------------------------------------------------------------------

@@ -1,0 +1,251 @@
+// Loading T5 checkpoints: hostile sharded indexes and shards refused clearly, wrong shapes named,
+// fp32 shards loaded as bf16 within about the bf16 model's memory, and `sparsedit encode-text`
+// end to end on the golden folders.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "cli_runner.h"
+#include "io/file_util.h"
+#include "io/safetensors.h"
+#include "io/sharded.h"
+#include "io/weight_files.h"
+#include "models/t5_load.h"
+#include "testing.h"
+#include "util/error.h"
+#include "util/memory.h"
+
+namespace fs = std::filesystem;
+using namespace sdit;
+using json = nlohmann::ordered_json;
+
+namespace {
+
+class T5Loading : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    static int n = 0;
+    dir_ = fs::temp_directory_path() / ("sdit_t5_load_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // A folder with the golden config.json and the given tensors split over `shards` safetensors files.
+  std::string write_sharded(const std::string& name, const StateDict& sd, int shards,
+                            const std::string& config = golden("t5/t5_full_safetensors_sharded/config.json")) {
+    const fs::path d = dir_ / name;
+    fs::create_directories(d);
+    fs::copy_file(config, d / "config.json");
+    json index = {{"metadata", {{"total_size", 0}}}, {"weight_map", json::object()}};
+    std::vector<StateDict> parts(shards);
+    for (size_t i = 0; i < sd.keys().size(); ++i) {
+      const auto& k = sd.keys()[i];
+      parts[i % shards].set(k, sd.at(k));
+    }
+    for (int s = 0; s < shards; ++s) {
+      char file[64];
+      std::snprintf(file, sizeof file, "model-%05d-of-%05d.safetensors", s + 1, shards);
+      write_safetensors((d / file).string(), parts[s]);
+      for (const auto& k : parts[s].keys()) index["weight_map"][k] = file;
+    }
+    std::ofstream(d / "model.safetensors.index.json") << index.dump(2);
+    return d.string();
+  }
+  std::string write_index(const std::string& name, const std::string& text) {
+    const fs::path d = dir_ / name;
+    fs::create_directories(d);
+    fs::copy_file(golden("t5/t5_full_safetensors_sharded/config.json"), d / "config.json");
+    std::ofstream(d / "model.safetensors.index.json") << text;
+    return d.string();
+  }
+  static StateDict golden_encoder() {
+    StateDict sd;
+    for (const auto& f : {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"}) {
+      const StateDict part = read_safetensors(golden(std::string("t5/t5_full_safetensors_sharded/") + f));
+      for (const auto& k : part.keys())
+        if (k.rfind("decoder.", 0) != 0 && k != "lm_head.weight") sd.set(k, part.at(k).clone());
+    }
+    return sd;
+  }
+  fs::path dir_;
+};
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+#define EXPECT_ERROR(expr, ...)                                                   \
+  do {                                                                            \
+    const std::string msg = error_of([&] { (void)(expr); });                      \
+    for (const char* want : {__VA_ARGS__}) EXPECT_NE(msg.find(want), std::string::npos) << msg; \
+  } while (0)
+
+}  // namespace
+
+TEST_F(T5Loading, ShardedIndexHostileCases) {
+  const StateDict sd = golden_encoder();
+  const std::string ok = write_sharded("ok", sd, 3);
+  EXPECT_NO_THROW(load_t5_encoder(ok));
+  const std::string k = "encoder.final_layer_norm.weight";
+  auto index_with = [&](const std::string& shard) {
+    return "{\"weight_map\": {\"" + k + "\": \"" + shard + "\"}}";
+  };
+  EXPECT_ERROR(load_t5_encoder(write_index("missing", index_with("model-00009-of-00009.safetensors"))),
+               "does not exist", k.c_str());
+  EXPECT_ERROR(load_t5_encoder(write_index("outside", index_with("../ok/model-00001-of-00003.safetensors"))),
+               "outside the checkpoint folder");
+  EXPECT_ERROR(load_t5_encoder(write_index("absolute", index_with("/etc/passwd"))), "absolute path");
+  EXPECT_ERROR(load_t5_encoder(write_index("backslash", index_with("..\\\\x.safetensors"))), "backslash");
+  EXPECT_ERROR(load_t5_encoder(write_index("dup", "{\"weight_map\": {\"a\": \"x.safetensors\", \"a\": \"y.safetensors\"}}")),
+               "appears twice");
+  EXPECT_ERROR(load_t5_encoder(write_index("nomap", "{\"metadata\": {}}")), "weight_map");
+  EXPECT_ERROR(load_t5_encoder(write_index("notjson", "{\"weight_map\": ")), "not valid JSON");
+  EXPECT_ERROR(load_t5_encoder(write_index("badval", "{\"weight_map\": {\"a\": 3}}")), "not a file name");
+  // A symbolic link that leads out of the folder is outside too.
+  const std::string link = write_index("link", index_with("model-00001-of-00001.safetensors"));
+  fs::create_symlink(fs::path(ok) / "model-00001-of-00003.safetensors", fs::path(link) / "model-00001-of-00001.safetensors");
+  EXPECT_ERROR(load_t5_encoder(link), "outside the checkpoint folder");
+  // A name the index maps to a shard that lacks it.
+  const std::string lying = write_sharded("lying", sd, 2);
+  {
+    auto idx = json::parse(read_text_file(lying + "/model.safetensors.index.json"));
+    idx["weight_map"]["encoder.extra.weight"] = "model-00001-of-00002.safetensors";
+    std::ofstream(lying + "/model.safetensors.index.json") << idx.dump();
+  }
+  EXPECT_ERROR(load_t5_encoder(lying), "encoder.extra.weight", "does not contain it");
+  // The same tensor stored in two shards.
+  const std::string twice = write_sharded("twice", sd, 2);
+  for (const char* f : {"/model-00001-of-00002.safetensors", "/model-00002-of-00002.safetensors"}) {
+    StateDict part = read_safetensors(twice + f);
+    if (part.contains(k)) continue;
+    part.set(k, sd.at(k).clone());
+    write_safetensors(twice + f, part);
+    break;
+  }
+  EXPECT_ERROR(load_t5_encoder(twice), "stored twice", k.c_str());
+}
+
+TEST_F(T5Loading, ShapesMissingAndUnexpectedTensorsAreNamed) {
+  StateDict sd = golden_encoder();
+  const std::string q = "encoder.block.1.layer.0.SelfAttention.q.weight";
+  StateDict bad = sd;
+  bad.set(q, torch::zeros({64, 63}));
+  EXPECT_ERROR(load_t5_encoder(write_sharded("shape", bad, 2)), q.c_str(), "[64, 63]", "[64, 64]");
+  StateDict missing = sd;
+  missing.erase("encoder.block.2.layer.1.DenseReluDense.wo.weight");
+  EXPECT_ERROR(load_t5_encoder(write_sharded("missing", missing, 2)), "missing keys",
+               "encoder.block.2.layer.1.DenseReluDense.wo.weight");
+  StateDict extra = sd;
+  extra.set("encoder.block.1.layer.0.SelfAttention.relative_attention_bias.weight", torch::zeros({32, 4}));
+  EXPECT_ERROR(load_t5_encoder(write_sharded("extra", extra, 2)), "unexpected keys", "block.1");
+  StateDict ints = sd;
+  ints.set("encoder.final_layer_norm.weight", torch::zeros({64}, torch::kLong));
+  EXPECT_ERROR(load_t5_encoder(write_sharded("ints", ints, 1)), "not a floating-point weight");
+  EXPECT_ERROR(find_weight_files(dir_.string()), "no weights", "model.safetensors");
+  EXPECT_ERROR(parse_sharded_index("{\"weight_map\": {}}", "idx"), "empty");
+}
+
+// The memory bound of the XXL path at test size: fp32 shards loaded as bf16 tensor by tensor from the
+// map; the peak grows by about the bf16 model, far below the fp32 files it reads.
+TEST_F(T5Loading, Fp32ShardsLoadAsBf16WithinTheBf16Footprint) {
+  T5Config c;
+  c.vocab_size = 4096;
+  c.d_model = 1024;
+  c.d_kv = 64;
+  c.num_heads = 16;
+  c.d_ff = 2816;
+  c.num_layers = 4;
+  StateDict sd;
+  {
+    T5EncoderModel m(c);
+    t5_fill_random(m, 7);
+    for (auto& p : m->named_parameters()) sd.set(p.key(), p.value());
+  }
+  const fs::path cfg = dir_ / "config.json";
+  std::ofstream(cfg) << "{\"vocab_size\": 4096, \"d_model\": 1024, \"d_kv\": 64, \"num_heads\": 16, \"d_ff\": 2816,"
+                        " \"num_layers\": 4, \"feed_forward_proj\": \"gated-gelu\"}";
+  const std::string folder = write_sharded("big", sd, 3, cfg.string());
+  const int64_t fp32_bytes = sd.numel() * 4;
+  sd = StateDict();
+  if (!reset_process_peak_rss()) GTEST_SKIP() << "/proc/self/clear_refs is not writable here";
+  const int64_t before = process_rss_bytes();
+  T5LoadOptions o;
+  o.dtype = torch::kBFloat16;
+  auto m = load_t5_encoder(folder, o);
+  const int64_t growth = process_peak_rss_bytes() - before;
+  std::printf("fp32 files %.0f MB, bf16 model %.0f MB, peak RSS growth while loading %.0f MB\n", fp32_bytes / 1e6,
+              fp32_bytes / 2e6, growth / 1e6);
+  EXPECT_LT(growth, fp32_bytes * 0.7);  // bf16 model (0.5) + one tensor's pages, not the file
+  EXPECT_EQ(m->dtype(), torch::kBFloat16);
+}
+
+TEST_F(T5Loading, EncodeTextCliEndToEnd) {
+  const StateDict g = read_safetensors(golden("t5/encoder.safetensors"));
+  const auto tok = json::parse(read_text_file(golden("t5/tokenize.json")));
+  json prompts = json::array();
+  for (const char* name : {"plain", "empty", "punct", "long"})
+    for (const auto& c : tok["cases"])
+      if (c["name"] == name) prompts.push_back(c["text"]);
+  const std::string pf = (dir_ / "prompts.json").string();
+  std::ofstream(pf) << prompts.dump();
+  // A diffusers pipeline folder: text_encoder/ and tokenizer/ found from --text-encoder alone.
+  fs::create_directories(dir_ / "pipe");
+  fs::create_directory_symlink(golden("t5/t5_encoder_bin_sharded"), dir_ / "pipe/text_encoder");
+  fs::create_directory_symlink(golden("t5/tokenizer"), dir_ / "pipe/tokenizer");
+  for (const std::string& te : {golden("t5/t5_full_safetensors_sharded") + " --tokenizer " + golden("t5/tokenizer"),
+                               (dir_ / "pipe").string()}) {
+    const std::string out = (dir_ / "out.safetensors").string();
+    const auto r = run_cli("encode-text -q --text-encoder " + te + " --prompts-file " + pf + " --save " + out);
+    ASSERT_EQ(r.status, 0) << r.output;
+    const StateDict o = read_safetensors(out);
+    EXPECT_TRUE(torch::equal(o.at("input_ids"), g.at("pixart_input_ids")));
+    EXPECT_TRUE(torch::equal(o.at("attention_mask"), g.at("pixart_attention_mask")));
+    EXPECT_EQ(o.at("last_hidden_state").scalar_type(), torch::kFloat);
+    EXPECT_LE(rel_l2(o.at("last_hidden_state"), g.at("pixart_last_hidden_state")), 1e-5);
+  }
+  // bf16, prompts as lines, --prompt repeated.
+  const std::string lines = (dir_ / "prompts.txt").string();
+  {
+    std::ofstream f(lines);
+    for (const auto& p : prompts) f << p.get<std::string>() << "\n";
+  }
+  const std::string out = (dir_ / "bf16.safetensors").string();
+  auto r = run_cli("encode-text -q --dtype bf16 --text-encoder " + golden("t5/t5_encoder_bf16") + " --tokenizer " +
+                   golden("t5/tokenizer") + " --prompts-file " + lines + " --save " + out);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_LE(rel_l2(read_safetensors(out).at("last_hidden_state"), g.at("pixart_last_hidden_state_bf16")), 5e-3);
+  r = run_cli("encode-text -q --text-encoder " + golden("t5/t5_full_bin") + " --tokenizer " + golden("t5/tokenizer") +
+              " --prompt 'a cat' --prompt '' --max-length 7 --clean-caption none --save " + out);
+  ASSERT_EQ(r.status, 0) << r.output;
+  const StateDict o = read_safetensors(out);
+  EXPECT_EQ(o.at("last_hidden_state").sizes(), (std::vector<int64_t>{2, 7, 64}));
+  EXPECT_EQ(o.at("attention_mask")[1].sum().item<int64_t>(), 1);  // "" -> [EOS]
+}
+
+TEST_F(T5Loading, EncodeTextCliErrors) {
+  const std::string te = " --text-encoder " + golden("t5/t5_full_bin") + " --tokenizer " + golden("t5/tokenizer");
+  const std::string out = " --save " + (dir_ / "x.safetensors").string();
+  auto r = run_cli("encode-text" + te + out);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("--prompt"), std::string::npos) << r.output;
+  r = run_cli("encode-text --prompt a --clean-caption fancy" + te + out);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("caption cleaning"), std::string::npos) << r.output;
+  r = run_cli("encode-text --prompt a --text-encoder " + dir_.string() + out);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("config.json"), std::string::npos) << r.output;
+  std::ofstream(dir_ / "bad.json") << "{\"not\": \"a list\"}";
+  r = run_cli("encode-text --prompts-file " + (dir_ / "bad.json").string() + te + out);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("JSON array"), std::string::npos) << r.output;
+  r = run_cli("encode-text --prompt \"$(printf 'bad \\377')\"" + te + out);  // invalid UTF-8 (sh has no $'')
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("UTF-8"), std::string::npos) << r.output;
+}

@@ -5,10 +5,12 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <cstring>
 #include <sstream>
 
 #include "conditioning/caption.h"
 #include "conditioning/python_text.h"
+#include "conditioning/spm_model_check.h"
 #include "conditioning/t5_conditioner.h"
 #include "conditioning/t5_tokenizer.h"
 #include "io/safetensors.h"
@@ -180,4 +182,54 @@ TEST(T5Tokenizer, HostileModelsAreRefusedClearly) {
   EXPECT_EQ(T5Tokenizer::load(dir.string()).encode("a cat", 8).ids, tokenizer().encode("a cat", 8).ids);
   fs::remove_all(dir);
   EXPECT_THROW(T5Tokenizer::load(dir.string()), Error);
+}
+
+namespace {
+
+// A ModelProto holding only normalizer_spec { precompiled_charsmap: <u32 trie bytes><trie><strings> }.
+std::string model_with_charsmap(const std::vector<uint32_t>& trie, const std::string& strings) {
+  std::string blob(4, '\0');
+  const uint32_t bytes = static_cast<uint32_t>(trie.size() * 4);
+  std::memcpy(blob.data(), &bytes, 4);
+  blob.append(reinterpret_cast<const char*>(trie.data()), bytes);
+  blob += strings;
+  auto len = [](size_t n) {
+    std::string v;
+    do {
+      v.push_back(static_cast<char>((n & 0x7F) | (n > 0x7F ? 0x80 : 0)));
+      n >>= 7;
+    } while (n);
+    return v;
+  };
+  const std::string spec = std::string(1, '\x12') + len(blob.size()) + blob;  // field 2, bytes
+  return std::string(1, '\x1a') + len(spec.size()) + spec;                    // field 3, message
+}
+
+}  // namespace
+
+// libsentencepiece 0.1.97 reads a corrupt character map out of bounds (fuzz/fuzz_spiece.cpp found a
+// heap overread under ASan); the map is walked before SentencePiece sees it.
+TEST(T5Tokenizer, CorruptCharacterMapsAreRefusedBeforeSentencePiece) {
+  EXPECT_EQ(check_sentencepiece_charsmaps(read_file(golden("t5/tokenizer/spiece.model"))), "");
+  // Units: label | has_leaf << 8 | offset << 10; values carry the top bit. 0xFFFFFFFF matches no byte.
+  const uint32_t leaf = 1u << 8, value = 1u << 31;
+  std::vector<uint32_t> t(256, 0xFFFFFFFFu);
+  t[0] = 512u << 10;  // the root's children would lie beyond the 256 units
+  EXPECT_NE(check_sentencepiece_charsmaps(model_with_charsmap(t, "x")).find("leaves the array"), std::string::npos);
+  const std::string x0("x\0", 2);
+  auto fresh = [&] {
+    t.assign(512, 0xFFFFFFFFu);
+    t[0] = 256u << 10;  // root base 256: byte 'a' leads to unit 256 ^ 97 = 353
+  };
+  fresh();
+  t[353] = 97 | leaf | (97u << 10);  // base 353 ^ 97 = 256, from which 'a' leads back to 353
+  t[256] = value;
+  EXPECT_NE(check_sentencepiece_charsmaps(model_with_charsmap(t, x0)).find("cycle"), std::string::npos);
+  fresh();
+  t[353] = 97 | leaf | ((353u ^ 300u) << 10);  // base 300, whose value names string 7 of a 2-byte blob
+  t[300] = value | 7;
+  EXPECT_NE(check_sentencepiece_charsmaps(model_with_charsmap(t, x0)).find("outside the map"), std::string::npos);
+  t[300] = value;  // "a" -> "x": a valid one-rule map
+  EXPECT_EQ(check_sentencepiece_charsmaps(model_with_charsmap(t, x0)), "");
+  EXPECT_EQ(check_sentencepiece_charsmaps(std::string("\x1a\x05\x12\x09", 4)), "malformed protobuf data");
 }

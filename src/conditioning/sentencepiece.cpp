@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "conditioning/spm_model_check.h"
 #include "util/error.h"
 
 #ifndef SPARSEDIT_SPM_LINKED
@@ -85,6 +86,9 @@ const Api& api() {
 }  // namespace
 
 std::shared_ptr<const SentencePiece> SentencePiece::from_bytes(std::string_view model, const std::string& what) {
+  // libsentencepiece trusts the model's character maps; a corrupt one makes it read out of bounds.
+  if (const std::string why = check_sentencepiece_charsmaps(model); !why.empty())
+    fail(what, " is not a usable SentencePiece model (", why, ")");
   char err[512] = {0};
   void* h = api().load(model.data(), model.size(), err, sizeof err);
   if (!h) fail(what, " is not a usable SentencePiece model (", err, ")");

@@ -2,7 +2,10 @@
 // fp32 shards loaded as bf16 within about the bf16 model's memory, and `sparsedit encode-text`
 // end to end on the golden folders.
 #include <gtest/gtest.h>
+#include <malloc.h>
 
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -11,7 +14,9 @@
 #include "io/file_util.h"
 #include "io/safetensors.h"
 #include "io/sharded.h"
+#include "io/torch_pt.h"
 #include "io/weight_files.h"
+#include "models/t5.h"
 #include "models/t5_load.h"
 #include "testing.h"
 #include "util/error.h"
@@ -34,7 +39,8 @@ class T5Loading : public ::testing::Test {
 
   // A folder with the golden config.json and the given tensors split over `shards` safetensors files.
   std::string write_sharded(const std::string& name, const StateDict& sd, int shards,
-                            const std::string& config = golden("t5/t5_full_safetensors_sharded/config.json")) {
+                            const std::string& config = golden("t5/t5_full_safetensors_sharded/config.json"),
+                            bool torch_bin = false) {
     const fs::path d = dir_ / name;
     fs::create_directories(d);
     fs::copy_file(config, d / "config.json");
@@ -46,11 +52,13 @@ class T5Loading : public ::testing::Test {
     }
     for (int s = 0; s < shards; ++s) {
       char file[64];
-      std::snprintf(file, sizeof file, "model-%05d-of-%05d.safetensors", s + 1, shards);
-      write_safetensors((d / file).string(), parts[s]);
+      std::snprintf(file, sizeof file, torch_bin ? "pytorch_model-%05d-of-%05d.bin" : "model-%05d-of-%05d.safetensors",
+                    s + 1, shards);
+      if (torch_bin) write_torch_pt((d / file).string(), parts[s]);
+      else write_safetensors((d / file).string(), parts[s]);
       for (const auto& k : parts[s].keys()) index["weight_map"][k] = file;
     }
-    std::ofstream(d / "model.safetensors.index.json") << index.dump(2);
+    std::ofstream(d / (torch_bin ? "pytorch_model.bin.index.json" : "model.safetensors.index.json")) << index.dump(2);
     return d.string();
   }
   std::string write_index(const std::string& name, const std::string& text) {
@@ -171,19 +179,27 @@ TEST_F(T5Loading, Fp32ShardsLoadAsBf16WithinTheBf16Footprint) {
   const fs::path cfg = dir_ / "config.json";
   std::ofstream(cfg) << "{\"vocab_size\": 4096, \"d_model\": 1024, \"d_kv\": 64, \"num_heads\": 16, \"d_ff\": 2816,"
                         " \"num_layers\": 4, \"feed_forward_proj\": \"gated-gelu\"}";
-  const std::string folder = write_sharded("big", sd, 3, cfg.string());
+  // Both layouts: safetensors shards (PixArt's text_encoder/) and torch.save .bin shards (DeepFloyd's),
+  // the latter read through the restricted unpickler with tensors aliasing the map.
+  const std::string st = write_sharded("big_st", sd, 3, cfg.string());
+  const std::string bin = write_sharded("big_bin", sd, 2, cfg.string(), /*torch_bin=*/true);
   const int64_t fp32_bytes = sd.numel() * 4;
+  const torch::Tensor probe = sd.at("encoder.block.3.layer.1.DenseReluDense.wo.weight").to(torch::kBFloat16);
   sd = StateDict();
-  if (!reset_process_peak_rss()) GTEST_SKIP() << "/proc/self/clear_refs is not writable here";
-  const int64_t before = process_rss_bytes();
-  T5LoadOptions o;
-  o.dtype = torch::kBFloat16;
-  auto m = load_t5_encoder(folder, o);
-  const int64_t growth = process_peak_rss_bytes() - before;
-  std::printf("fp32 files %.0f MB, bf16 model %.0f MB, peak RSS growth while loading %.0f MB\n", fp32_bytes / 1e6,
-              fp32_bytes / 2e6, growth / 1e6);
-  EXPECT_LT(growth, fp32_bytes * 0.7);  // bf16 model (0.5) + one tensor's pages, not the file
-  EXPECT_EQ(m->dtype(), torch::kBFloat16);
+  for (const auto& folder : {st, bin}) {
+    ::malloc_trim(0);  // freed heap pages of the previous round would otherwise hide this one's growth
+    if (!reset_process_peak_rss()) GTEST_SKIP() << "/proc/self/clear_refs is not writable here";
+    const int64_t before = process_rss_bytes();
+    T5LoadOptions o;
+    o.dtype = torch::kBFloat16;
+    auto m = load_t5_encoder(folder, o);
+    const int64_t growth = process_peak_rss_bytes() - before;
+    std::printf("%s: fp32 files %.0f MB, bf16 model %.0f MB, peak RSS growth while loading %.0f MB\n", folder.c_str(),
+                fp32_bytes / 1e6, fp32_bytes / 2e6, growth / 1e6);
+    EXPECT_LT(growth, fp32_bytes * 0.7);  // bf16 model (0.5) + one tensor's pages, not the file
+    EXPECT_EQ(m->dtype(), torch::kBFloat16);
+    EXPECT_TRUE(torch::equal(m->blocks[3]->ff->wo->weight, probe));
+  }
 }
 
 TEST_F(T5Loading, EncodeTextCliEndToEnd) {
@@ -248,4 +264,84 @@ TEST_F(T5Loading, EncodeTextCliErrors) {
   r = run_cli("encode-text --prompt \"$(printf 'bad \\377')\"" + te + out);  // invalid UTF-8 (sh has no $'')
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("UTF-8"), std::string::npos) << r.output;
+}
+
+// Not a regular test: writes a full-size random T5-XXL encoder as PixArt's text_encoder/ ships it
+// (fp32, two safetensors shards of <= 10 GB + model.safetensors.index.json + config.json) for the
+// memory measurement in docs/readme-t5.md. Tensors are streamed to disk one at a time, so writing
+// costs one tensor of memory. Run:
+//   SPARSEDIT_T5_SYNTH_DIR=/tmp/t5xxl [SPARSEDIT_T5_SYNTH_LAYERS=24]
+//     build/test_t5_loading --gtest_also_run_disabled_tests --gtest_filter='*WriteSyntheticXxl*'
+TEST(T5Synthetic, DISABLED_WriteSyntheticXxlCheckpoint) {
+  const char* dir = std::getenv("SPARSEDIT_T5_SYNTH_DIR");
+  if (!dir || !*dir) GTEST_SKIP() << "set SPARSEDIT_T5_SYNTH_DIR";
+  T5Config c = T5Config::v1_1_xxl();
+  if (const char* l = std::getenv("SPARSEDIT_T5_SYNTH_LAYERS")) c.num_layers = std::atoll(l);
+  fs::create_directories(dir);
+  std::ofstream(fs::path(dir) / "config.json")
+      << "{\"architectures\": [\"T5EncoderModel\"], \"d_ff\": 10240, \"d_kv\": 64, \"d_model\": 4096, "
+         "\"feed_forward_proj\": \"gated-gelu\", \"layer_norm_epsilon\": 1e-06, \"model_type\": \"t5\", "
+         "\"num_heads\": 64, \"num_layers\": "
+      << c.num_layers << ", \"relative_attention_max_distance\": 128, \"relative_attention_num_buckets\": 32, "
+                         "\"torch_dtype\": \"float32\", \"vocab_size\": 32128}";
+  // Names and shapes in state-dict order, from the module itself (no memory: parameters are empty).
+  std::vector<std::pair<std::string, std::vector<int64_t>>> tensors;
+  {
+    T5EncoderModel shapes(c);
+    for (auto& p : shapes->named_parameters()) tensors.emplace_back(p.key(), p.value().sizes().vec());
+  }
+  auto bytes_of = [](const std::vector<int64_t>& s) {
+    int64_t n = 4;
+    for (auto d : s) n *= d;
+    return n;
+  };
+  std::vector<std::vector<size_t>> shards(1);  // save_pretrained: fill a shard up to max_shard_size="10GB"
+  int64_t in_shard = 0;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const int64_t b = bytes_of(tensors[i].second);
+    if (in_shard > 0 && in_shard + b > 10'000'000'000) {
+      shards.emplace_back();
+      in_shard = 0;
+    }
+    shards.back().push_back(i);
+    in_shard += b;
+  }
+  auto gen = at::detail::createCPUGenerator(0);
+  const torch::Tensor block = torch::randn({1 << 20}, gen);
+  json index = {{"metadata", {{"total_size", 0}}}, {"weight_map", json::object()}};
+  int64_t total = 0;
+  for (size_t s = 0; s < shards.size(); ++s) {
+    char name[64];
+    std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", s + 1, shards.size());
+    json header = {{"__metadata__", {{"format", "pt"}}}};
+    int64_t off = 0;
+    for (size_t i : shards[s]) {
+      const int64_t b = bytes_of(tensors[i].second);
+      header[tensors[i].first] = {{"dtype", "F32"}, {"shape", tensors[i].second}, {"data_offsets", {off, off + b}}};
+      off += b;
+      index["weight_map"][tensors[i].first] = name;
+    }
+    std::string text = header.dump();
+    text.append((8 - text.size() % 8) % 8, ' ');
+    AtomicFile out((fs::path(dir) / name).string());
+    const uint64_t hlen = text.size();
+    out.write(&hlen, 8);
+    out.write(text.data(), text.size());
+    for (size_t i : shards[s]) {  // one tensor at a time: N(0, 1/fan_in) tiled from the block; norms 1
+      const auto& shape = tensors[i].second;
+      torch::Tensor t = shape.size() == 1 ? torch::ones(shape)
+                                          : (block * (1.0 / std::sqrt(static_cast<double>(shape[1]))))
+                                                .repeat({(bytes_of(shape) / 4 + block.numel() - 1) / block.numel()})
+                                                .narrow(0, 0, bytes_of(shape) / 4)
+                                                .contiguous();
+      out.write(t.data_ptr(), t.nbytes());
+    }
+    out.commit();
+    total += off;
+    std::printf("wrote %s: %.2f GB\n", name, off / 1e9);
+  }
+  index["metadata"]["total_size"] = total;
+  std::ofstream(fs::path(dir) / "model.safetensors.index.json") << index.dump(2);
+  std::printf("%lld parameters, %.2f GB fp32 in %zu shards\n", static_cast<long long>(total / 4), total / 1e9,
+              shards.size());
 }

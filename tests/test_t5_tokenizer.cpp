@@ -135,6 +135,8 @@ TEST(T5Tokenizer, PythonStringSemantics) {
   EXPECT_EQ(python_strip("\u00a0\u3000 x \u2003\x1c"), "x");
   EXPECT_EQ(python_strip("\u200bx\u200b"), "\u200bx\u200b");  // U+200B is not Python whitespace
   EXPECT_THROW(clean_caption("bad \xff utf-8", CaptionCleaning::Basic), Error);
+  EXPECT_THROW(clean_caption(std::string(9000, 'a'), CaptionCleaning::Full), Error);  // bounded cost
+  EXPECT_EQ(clean_caption(std::string(9000, 'a'), CaptionCleaning::Basic), std::string(9000, 'a'));
   EXPECT_THROW(tokenizer().encode("bad \xc3"), Error);
 }
 

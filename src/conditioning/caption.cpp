@@ -18,6 +18,8 @@ namespace {
 
 using icu::UnicodeString;
 
+constexpr size_t kMaxFullCleaningBytes = 8192;
+
 // Python `re` (str patterns) classes in ICU syntax. Python: \w = str.isalnum() or "_" (letters and
 // numbers, not combining marks), \d = category Nd, \s = str.isspace(), \b = a \w / non-\w boundary.
 #define PY_W "[\\p{L}\\p{N}_]"
@@ -211,6 +213,11 @@ std::string clean_caption(const std::string& text, CaptionCleaning mode) {
 
 std::string clean_caption_full_once(const std::string& text) {
   check_utf8(text, "prompt");
+  // Some of the patterns (the URL ones) backtrack quadratically, as in Python: 10,000 characters
+  // take seconds, a megabyte would take hours. Captions are far shorter (T5 reads 120 tokens).
+  if (text.size() > kMaxFullCleaningBytes)
+    fail("prompt of ", text.size(), " bytes is too long for --clean-caption full (at most ", kMaxFullCleaningBytes,
+         "); use basic");
   UnicodeString c = unquote_plus(text);
   c = u(python_lower(python_strip(utf8(c))));
   static const Sub before_html[] = {

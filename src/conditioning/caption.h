@@ -22,7 +22,8 @@ std::string clean_caption(const std::string& text, CaptionCleaning mode);
 // Approximated: BeautifulSoup(html.parser).text is a tag stripper (no DOM: unbalanced markup, CDATA,
 // comments and <script>/<style> content differ), ftfy.fix_text does only the repairs that need no
 // mojibake detection (NFC, ligatures, fullwidth -> ASCII, C0/C1 controls, line breaks, curly quotes);
-// html.unescape knows only a subset of HTML5's 2,231 named entities.
+// html.unescape knows only a subset of HTML5's 2,231 named entities. Prompts over 8 kB are refused
+// (some patterns backtrack quadratically, as they do in Python).
 std::string clean_caption_full_once(const std::string& text);
 
 }  // namespace sdit

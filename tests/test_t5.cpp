@@ -4,10 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "conditioning/t5_conditioner.h"
 #include "io/file_util.h"
 #include "io/safetensors.h"
+#include "models/load.h"
 #include "models/t5.h"
 #include "models/t5_load.h"
 #include "testing.h"
@@ -175,4 +177,20 @@ TEST(T5Encoder, ConfigAndInputErrorsAreClear) {
   auto m = load("t5_encoder_bin_sharded");
   EXPECT_THROW(m->forward(torch::full({1, 3}, 512, torch::kLong)), Error);  // id outside the 512 rows
   EXPECT_THROW(m->forward(torch::zeros({1, 3}, torch::kLong), torch::ones({1, 4}, torch::kLong)), Error);
+}
+
+// Module names are HF's state-dict names, so the generic loader (models/load.h) and HF's own files
+// agree with the module: the encoder-only index lists exactly our parameters (+ the embed alias).
+TEST(T5Encoder, ParameterNamesAreHfStateDictNames) {
+  const auto idx = nlohmann::json::parse(read_text_file(golden("t5/t5_encoder_bin_sharded/pytorch_model.bin.index.json")));
+  std::set<std::string> hf;
+  for (auto it = idx["weight_map"].begin(); it != idx["weight_map"].end(); ++it)
+    if (it.key() != "encoder.embed_tokens.weight") hf.insert(it.key());
+  auto m = load("t5_encoder_bin_sharded");
+  std::set<std::string> ours;
+  for (const auto& p : m->named_parameters()) ours.insert(p.key());
+  EXPECT_EQ(ours, hf);
+  T5EncoderModel fresh(m->config());
+  load_state_dict(*fresh, read_safetensors(golden("t5/t5_encoder_bf16/model.safetensors")));  // strict
+  EXPECT_LE(rel_l2(run(fresh, "pixart"), enc_golden().at("pixart_last_hidden_state")), 4e-2);  // bf16 weights, fp32 math
 }

@@ -12,7 +12,7 @@
 namespace sdit {
 
 struct T5LoadOptions {
-  torch::Dtype dtype = torch::kFloat32;  // parameters (and so activations): fp32 or bf16 (fp16 too, not advised)
+  torch::Dtype dtype = torch::kFloat32;  // parameters (and so activations): fp32 or bf16
   torch::Device device = torch::kCPU;
   std::function<void(const std::string&)> log;  // one-line notes (ignored tensors); may be empty
 };
@@ -32,7 +32,8 @@ T5Config read_t5_config(const std::string& folder);
 // shapes that differ from config.json (key, expected and found shapes).
 T5EncoderModel load_t5_encoder(const std::string& folder, const T5LoadOptions& options = {}, T5LoadInfo* info = nullptr);
 
-// Parses "fp32" | "float32" | "bf16" | "bfloat16" | "fp16" | "float16".
+// Parses "fp32" | "float32" | "bf16" | "bfloat16"; refuses fp16 (T5 v1.1 overflows there; HF's mixed
+// fp16 path, fp32 `wo` plus clamps, is not implemented).
 torch::Dtype parse_t5_dtype(const std::string& name);
 
 }  // namespace sdit

@@ -116,10 +116,19 @@ TEST_F(T5Loading, ShardedIndexHostileCases) {
   EXPECT_ERROR(load_t5_encoder(write_index("nomap", "{\"metadata\": {}}")), "weight_map");
   EXPECT_ERROR(load_t5_encoder(write_index("notjson", "{\"weight_map\": ")), "not valid JSON");
   EXPECT_ERROR(load_t5_encoder(write_index("badval", "{\"weight_map\": {\"a\": 3}}")), "not a file name");
-  // A symbolic link that leads out of the folder is outside too.
-  const std::string link = write_index("link", index_with("model-00001-of-00001.safetensors"));
-  fs::create_symlink(fs::path(ok) / "model-00001-of-00003.safetensors", fs::path(link) / "model-00001-of-00001.safetensors");
-  EXPECT_ERROR(load_t5_encoder(link), "outside the checkpoint folder");
+  EXPECT_ERROR(load_t5_encoder(write_index("dotdot", index_with("sub/../../x.safetensors"))), "outside");
+  // Shards that are symbolic links are fine: HF's hub cache keeps every snapshot file as a link into
+  // blobs/. This folder links the three shards of `ok` and copies its index.
+  const fs::path link = dir_ / "link";
+  fs::create_directories(link);
+  fs::copy_file(fs::path(ok) / "config.json", link / "config.json");
+  fs::copy_file(fs::path(ok) / "model.safetensors.index.json", link / "model.safetensors.index.json");
+  for (int i = 1; i <= 3; ++i) {
+    const std::string f = "model-0000" + std::to_string(i) + "-of-00003.safetensors";
+    fs::create_symlink(fs::path(ok) / f, link / f);
+  }
+  EXPECT_NO_THROW(load_t5_encoder(link.string()));
+  EXPECT_ERROR(load_t5_encoder(write_index("dir", index_with("."))), "not a plain relative path");
   // A name the index maps to a shard that lacks it.
   const std::string lying = write_sharded("lying", sd, 2);
   {
@@ -215,8 +224,12 @@ TEST_F(T5Loading, EncodeTextCliEndToEnd) {
   fs::create_directories(dir_ / "pipe");
   fs::create_directory_symlink(golden("t5/t5_encoder_bin_sharded"), dir_ / "pipe/text_encoder");
   fs::create_directory_symlink(golden("t5/tokenizer"), dir_ / "pipe/tokenizer");
+  // DeepFloyd's layout: weights and spiece.model in one folder (here: links to the golden files).
+  fs::create_directories(dir_ / "deepfloyd");
+  for (const auto& dir : {golden("t5/t5_encoder_bin_sharded"), golden("t5/tokenizer")})
+    for (const auto& e : fs::directory_iterator(dir)) fs::create_symlink(e.path(), dir_ / "deepfloyd" / e.path().filename());
   for (const std::string& te : {golden("t5/t5_full_safetensors_sharded") + " --tokenizer " + golden("t5/tokenizer"),
-                               (dir_ / "pipe").string()}) {
+                                (dir_ / "pipe").string(), (dir_ / "deepfloyd").string()}) {
     const std::string out = (dir_ / "out.safetensors").string();
     const auto r = run_cli("encode-text -q --text-encoder " + te + " --prompts-file " + pf + " --save " + out);
     ASSERT_EQ(r.status, 0) << r.output;

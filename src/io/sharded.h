@@ -25,8 +25,9 @@ struct ShardedIndex {
 // "..", a backslash, NUL, or not a plain relative path). Callable on any bytes (fuzz target).
 ShardedIndex parse_sharded_index(std::string_view text, const std::string& what);
 
-// Reads `index_path` and checks the shards on disk: each must be a regular file inside the index's
-// folder (symbolic links resolved), else a clear error naming the tensor and the shard.
+// Reads `index_path` and checks the shards on disk: each must exist as a regular file (through
+// symbolic links: HF's hub cache links snapshot files into blobs/), else a clear error naming the
+// tensor and the shard. Names leaving the folder never get this far (parse_sharded_index).
 ShardedIndex read_sharded_index(const std::string& index_path);
 
 // The folder of `index_path` joined with a shard name from its weight map.

@@ -358,3 +358,25 @@ TEST(T5Synthetic, DISABLED_WriteSyntheticXxlCheckpoint) {
   std::printf("%lld parameters, %.2f GB fp32 in %zu shards\n", static_cast<long long>(total / 4), total / 1e9,
               shards.size());
 }
+
+// `bench --model t5-*`: the text-encoder rows (here a 1-layer t5-v1_1-small, bf16 then fp32).
+TEST_F(T5Loading, BenchTextEncoderRows) {
+  const auto r = run_cli("bench -q --model t5-v1_1-small --random-weights --depth 1 --reps 1 --warmup 0 --threads 1 --json");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto j = json::parse(r.output);
+  ASSERT_EQ(j["rows"].size(), 2u);
+  EXPECT_EQ(j["rows"][0]["dtype"], "bf16");
+  EXPECT_EQ(j["rows"][1]["dtype"], "fp32");
+  for (const auto& row : j["rows"]) {
+    EXPECT_EQ(row["batch"], 2);  // prompt + negative prompt
+    EXPECT_EQ(row["tokens"], 120);
+    EXPECT_GT(row["s_per_encode"].get<double>(), 0.0);
+    EXPECT_GT(row["peak_rss_bytes"].get<int64_t>(), 0);
+  }
+  auto bad = run_cli("bench --model t5-v1_1-xxl --dtype fp16 --random-weights");
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.output.find("fp16"), std::string::npos) << bad.output;
+  bad = run_cli("bench --model t5-v1_1-huge --random-weights");
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.output.find("unknown text encoder"), std::string::npos) << bad.output;
+}

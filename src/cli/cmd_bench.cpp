@@ -18,8 +18,8 @@
 #include "diffusion/density_schedule.h"
 #include "eval/bench.h"
 #include "eval/bench_text.h"
-#include "models/t5_load.h"
 #include "models/config.h"
+#include "models/t5_load.h"
 #include "util/error.h"
 
 namespace sdit::cli {

@@ -13,8 +13,8 @@
 #include "cli_runner.h"
 #include "diffusion/density_schedule.h"
 #include "diffusion/respace.h"
-#include "eval/bench.h"
-#include "eval/flops.h"
+#include "bench/bench.h"
+#include "models/flops.h"
 #include "io/checkpoint.h"
 #include "models/model.h"
 

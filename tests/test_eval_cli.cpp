@@ -9,14 +9,14 @@
 #include "cli_runner.h"
 #include "eval/eval_inputs.h"
 #include "eval/fid.h"
-#include "eval/mnist_classifier.h"
-#include "eval/npz.h"
+#include "models/mnist_classifier.h"
+#include "data/npz.h"
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "models/load.h"
 #include "testing.h"
 #include "train/classifier_train.h"
-#include "train/mnist.h"
+#include "data/mnist.h"
 #include "util/error.h"
 
 namespace fs = std::filesystem;

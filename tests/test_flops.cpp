@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "diffusion/density_schedule.h"
-#include "eval/flops.h"
+#include "models/flops.h"
 #include "io/checkpoint.h"
 #include "models/load.h"
 #include "models/sparsedit.h"

@@ -10,13 +10,13 @@
 
 #include "cli_runner.h"
 #include "io/checkpoint.h"
-#include "io/latent_dataset.h"
+#include "data/latent_dataset.h"
 #include "io/safetensors.h"
 #include "models/load.h"
 #include "models/model.h"
 #include "testing.h"
 #include "train/batching.h"
-#include "train/mnist.h"
+#include "data/mnist.h"
 #include "train/trainer.h"
 #include "util/error.h"
 

@@ -16,8 +16,8 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "diffusion/density_schedule.h"
-#include "eval/bench.h"
-#include "eval/bench_text.h"
+#include "bench/bench.h"
+#include "bench/bench_text.h"
 #include "models/config.h"
 #include "models/t5_load.h"
 #include "util/error.h"
@@ -214,7 +214,7 @@ void print_csv(const std::vector<BenchRow>& rows) {
   }
 }
 
-// Text encoders have their own row (eval/bench_text.h): seconds per encode of a PixArt CFG pair (each
+// Text encoders have their own row (bench/bench_text.h): seconds per encode of a PixArt CFG pair (each
 // image's prompt + the negative prompt, --batch-size images) at 120 tokens, and peak memory.
 void run_text_encoder(const BenchArgs& a) {
   if (!a.random_weights) fail("bench: --model ", a.model, " has no weights; add --random-weights");

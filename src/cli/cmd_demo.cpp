@@ -10,13 +10,13 @@
 #include "cli/common.h"
 #include "diffusion/density_schedule.h"
 #include "diffusion/pipeline.h"
-#include "eval/bench.h"
+#include "bench/bench.h"
 #include "eval/fid.h"
-#include "eval/mnist_classifier.h"
-#include "eval/npz.h"
+#include "models/mnist_classifier.h"
+#include "data/npz.h"
 #include "io/image.h"
 #include "models/model.h"
-#include "train/mnist.h"
+#include "data/mnist.h"
 #include "util/error.h"
 
 namespace sdit::cli {

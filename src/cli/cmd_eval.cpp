@@ -14,7 +14,7 @@
 #include "eval/eval_inputs.h"
 #include "eval/fid.h"
 #include "eval/inception.h"
-#include "eval/mnist_classifier.h"
+#include "models/mnist_classifier.h"
 #include "util/error.h"
 
 namespace sdit::cli {

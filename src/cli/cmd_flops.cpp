@@ -15,7 +15,7 @@
 #include "cli/commands.h"
 #include "diffusion/density_schedule.h"
 #include "diffusion/respace.h"
-#include "eval/flops.h"
+#include "models/flops.h"
 #include "io/checkpoint.h"
 #include "models/config.h"
 #include "util/error.h"

@@ -9,7 +9,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "diffusion/pipeline.h"
-#include "eval/npz.h"
+#include "data/npz.h"
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "models/model.h"

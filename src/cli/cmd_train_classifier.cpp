@@ -6,9 +6,9 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "eval/mnist_classifier.h"
+#include "models/mnist_classifier.h"
 #include "train/classifier_train.h"
-#include "train/mnist.h"
+#include "data/mnist.h"
 #include "util/error.h"
 
 namespace sdit::cli {

@@ -7,7 +7,7 @@
 #include "diffusion/density_schedule.h"
 #include "diffusion/gaussian_diffusion.h"
 #include "diffusion/samplers.h"
-#include "eval/flops.h"
+#include "models/flops.h"
 #include "models/guidance.h"
 #include "util/compat.h"
 #include "util/error.h"

@@ -1,4 +1,4 @@
-#include "eval/mnist_classifier.h"
+#include "models/mnist_classifier.h"
 
 #include <sstream>
 

@@ -1,4 +1,4 @@
-#include "eval/bench.h"
+#include "bench/bench.h"
 
 #include <chrono>
 #include <cmath>
@@ -13,7 +13,7 @@
 
 #include "diffusion/density_schedule.h"
 #include "diffusion/respace.h"
-#include "eval/flops.h"
+#include "models/flops.h"
 #include "io/checkpoint.h"
 #include "models/dit.h"
 #include "models/guidance.h"

@@ -1,4 +1,4 @@
-#include "eval/bench_text.h"
+#include "bench/bench_text.h"
 
 #include <chrono>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "train/mnist.h"
+#include "data/mnist.h"
 
 #include <sys/wait.h>
 #include <unistd.h>

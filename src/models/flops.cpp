@@ -1,4 +1,4 @@
-#include "eval/flops.h"
+#include "models/flops.h"
 
 #include <cmath>
 #include <map>

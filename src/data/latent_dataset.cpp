@@ -1,4 +1,4 @@
-#include "io/latent_dataset.h"
+#include "data/latent_dataset.h"
 
 #include <nlohmann/json.hpp>
 

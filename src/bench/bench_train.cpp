@@ -7,8 +7,8 @@
 #include <cmath>
 
 #include "diffusion/gaussian_diffusion.h"
-#include "eval/bench.h"
-#include "eval/flops.h"
+#include "bench/bench.h"
+#include "models/flops.h"
 #include "models/model.h"
 #include "train/optim.h"
 #include "util/compat.h"

@@ -1,4 +1,4 @@
-#include "eval/npz.h"
+#include "data/npz.h"
 
 #include <zlib.h>
 

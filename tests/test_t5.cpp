@@ -13,6 +13,7 @@
 #include "models/t5.h"
 #include "models/t5_load.h"
 #include "testing.h"
+#include "util/device.h"
 #include "util/error.h"
 
 using namespace sdit;
@@ -193,4 +194,14 @@ TEST(T5Encoder, ParameterNamesAreHfStateDictNames) {
   T5EncoderModel fresh(m->config());
   load_state_dict(*fresh, read_safetensors(golden("t5/t5_encoder_bf16/model.safetensors")));  // strict
   EXPECT_LE(rel_l2(run(fresh, "pixart"), enc_golden().at("pixart_last_hidden_state")), 4e-2);  // bf16 weights, fp32 math
+}
+
+// The same goldens on a GPU (skipped without one): fp32 with TF32 off (parse_device) stays within 1e-5.
+TEST(T5Encoder, CudaFp32MatchesGolden) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  T5LoadOptions o;
+  o.device = parse_device("cuda");
+  auto m = load_t5_encoder(golden("t5/t5_full_safetensors_sharded"), o);
+  for (const char* c : {"pixart", "long", "short"})
+    EXPECT_LE(rel_l2(run(m, c).cpu(), enc_golden().at(std::string(c) + "_last_hidden_state")), 1e-5) << c;
 }

@@ -214,6 +214,7 @@ void time_forwards(BenchRow& row, const BenchOptions& opt, const std::function<t
     }
   compat::cuda_synchronize(opt.device);
   const bool per_row_peak = bench_reset_peak(opt);
+  BenchProfile profile(opt);
   std::vector<std::vector<double>> side_ms(row.grids.size());
   for (int r = 0; r < opt.reps; ++r) {
     double weighted = 0.0;
@@ -228,6 +229,7 @@ void time_forwards(BenchRow& row, const BenchOptions& opt, const std::function<t
     }
     row.ms_per_step_reps.push_back(weighted / static_cast<double>(row.steps));
   }
+  profile.finish(row);
   bench_read_peak(row, opt, per_row_peak);
   for (const auto& v : side_ms) row.ms_per_side.push_back(mean_sd(v));
   row.ms_per_step = mean_sd(row.ms_per_step_reps);
@@ -289,6 +291,18 @@ BenchRow bench_row_header(const BenchPlan& plan, const BenchCase& c, const Bench
   row.cfg = opt.cfg;
   row.reps = opt.reps;
   return row;
+}
+
+BenchProfile::BenchProfile(const BenchOptions& opt) {
+  if (opt.profile) prof_ = std::make_unique<OpProfiler>();
+}
+
+void BenchProfile::finish(BenchRow& row) {
+  if (!prof_) return;
+  row.profile_classes = prof_->classes();
+  row.profile_ops = prof_->ops();
+  if (row.profile_ops.size() > 15) row.profile_ops.resize(15);
+  prof_.reset();
 }
 
 bool bench_reset_peak(const BenchOptions& opt) {
@@ -439,6 +453,14 @@ nlohmann::ordered_json bench_row_json(const BenchRow& r) {
   }
   j["peak_mem_bytes"] = r.peak_mem_bytes;
   j["mem_source"] = r.mem_source;
+  if (!r.profile_classes.empty()) {
+    auto list = [](const std::vector<OpTime>& v) {
+      auto a = nlohmann::ordered_json::array();
+      for (const auto& o : v) a.push_back({{"name", o.name}, {"calls", o.calls}, {"self_ms", o.self_ms}});
+      return a;
+    };
+    j["profile"] = {{"classes", list(r.profile_classes)}, {"ops", list(r.profile_ops)}};
+  }
   j["speedup"] = r.speedup ? nlohmann::ordered_json(*r.speedup) : nlohmann::ordered_json(nullptr);
   j["gmacs_ratio"] = r.gmacs_ratio ? nlohmann::ordered_json(*r.gmacs_ratio) : nlohmann::ordered_json(nullptr);
   return j;

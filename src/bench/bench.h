@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/profile.h"
 #include "diffusion/density_schedule.h"
 #include "models/model.h"
 #include "train/batching.h"
@@ -50,6 +51,9 @@ struct BenchOptions {
   // running one micro-batch per timestep interval (docs/method.md §4), as `sparsedit train` does.
   bool train = false;
   std::string train_intervals = "stages";  // plan_density_intervals spec
+  // Time every ATen op during the timed repetitions (bench/profile.h); the callbacks cost a little,
+  // so profiled rows run somewhat slower than unprofiled ones.
+  bool profile = false;
 };
 
 struct MeanSd {
@@ -89,6 +93,9 @@ struct BenchRow {
   int64_t peak_mem_bytes = -1;
   std::string mem_source;
 
+  // With BenchOptions::profile: self time per op class and the ops that took the most.
+  std::vector<OpTime> profile_classes, profile_ops;
+
   // Against the `full` row of the same group (model, size, batch, threads, device, dtype, CFG).
   std::optional<double> speedup;      // full ms_per_step / this ms_per_step
   std::optional<double> gmacs_ratio;  // this gmacs / full gmacs
@@ -127,6 +134,15 @@ BenchRow bench_row_header(const BenchPlan& plan, const BenchCase& c, const Bench
 // Peak memory bookkeeping around the timed part: reset before, read after (fills the row).
 bool bench_reset_peak(const BenchOptions& opt);
 void bench_read_peak(BenchRow& row, const BenchOptions& opt, bool per_row);
+// The op profile of the timed part, when asked for: started by the constructor, stored by finish().
+class BenchProfile {
+ public:
+  explicit BenchProfile(const BenchOptions& opt);
+  void finish(BenchRow& row);
+
+ private:
+  std::unique_ptr<OpProfiler> prof_;
+};
 
 // The micro-batches of one optimisation step: the schedule's intervals for a SparseDiT, one dense
 // interval otherwise. Throws sdit::Error when the batch is smaller than the interval count.

@@ -32,6 +32,7 @@ struct BenchArgs {
   std::vector<std::string> densities;
   std::string train_intervals = "stages";
   bool random_weights = false, cfg = false, json = false, csv = false, md = false, quiet = false, train = false;
+  bool profile = false;
   int reps = 3, warmup = 1;
   int64_t num_heads = 0, hidden_size = 0, depth = 0, patch_size = 0;
   uint64_t seed = 0;
@@ -179,6 +180,24 @@ void print_markdown(const std::vector<BenchRow>& rows, const BenchOptions& o) {
   }
 }
 
+// Per row: self time per op class over the timed repetitions, then the ops that took the most.
+void print_profiles(const std::vector<BenchRow>& rows) {
+  for (const auto& r : rows) {
+    if (r.profile_classes.empty()) continue;
+    double total = 0;
+    for (const auto& c : r.profile_classes) total += c.self_ms;
+    std::cout << "\nprofile: " << r.model << " " << r.density << " batch " << r.batch << " " << r.dtype << " ("
+              << r.reps << " timed rep(s), " << fmt("%.1f", total) << " ms of op self time)\n\n"
+              << "| op class | calls | self ms | share |\n|---|---:|---:|---:|\n";
+    for (const auto& c : r.profile_classes)
+      std::cout << "| " << c.name << " | " << c.calls << " | " << fmt("%.1f", c.self_ms) << " | "
+                << fmt("%.1f%%", 100.0 * c.self_ms / total) << " |\n";
+    std::cout << "\n| op | calls | self ms |\n|---|---:|---:|\n";
+    for (const auto& o : r.profile_ops)
+      std::cout << "| " << o.name << " | " << o.calls << " | " << fmt("%.1f", o.self_ms) << " |\n";
+  }
+}
+
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;
   std::string q = "\"";
@@ -249,6 +268,7 @@ void run(const BenchArgs& a) {
   o.seed = a.seed;
   o.train = a.train;
   o.train_intervals = a.train_intervals;
+  o.profile = a.profile;
 
   const auto sides = latent_sides(a, source);
   std::vector<int64_t> threads;
@@ -281,6 +301,7 @@ void run(const BenchArgs& a) {
     print_csv(rows);
   } else {
     print_markdown(rows, o);
+    print_profiles(rows);
   }
 }
 
@@ -314,6 +335,7 @@ void register_bench(CLI::App& app) {
   c->add_option("--train-intervals", a->train_intervals,
                 "SparseDiT micro-batches per step: stages | K | 0,a,...,1000 (as sparsedit train)")
       ->capture_default_str();
+  c->add_flag("--profile", a->profile, "Time every op during the timed reps and print self time per op class");
   c->add_flag("--json", a->json, "Print {\"rows\": [...]}");
   c->add_flag("--csv", a->csv, "Print CSV");
   c->add_flag("--md", a->md, "Print a markdown table (the default)");

@@ -27,6 +27,20 @@ inline CliResult run_cli(const std::string& args) {
   return r;
 }
 
+// Runs `sh -c script` and returns its exit status and output (the script prints what the test reads).
+inline CliResult run_sh(const std::string& script) {
+  CliResult r;
+  const std::string cmd = "sh -c '" + script + "' 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
+  const int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return r;
+}
+
 inline std::string temp_path(const std::string& name) {
   auto dir = std::filesystem::temp_directory_path() / ("sparsedit_test_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);

@@ -452,20 +452,6 @@ TEST(DistThreads, ARankThatNeverArrivesFailsTheRendezvousWithinTheTimeout) {
 
 namespace {
 
-// Runs `sh -c script` and returns its exit status and output (the script prints what the test reads).
-CliResult run_sh(const std::string& script) {
-  CliResult r;
-  const std::string cmd = "sh -c '" + script + "' 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  return r;
-}
-
 std::string rank_env(int rank, int port) {
   return "RANK=" + std::to_string(rank) + " WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) +
          " OMP_NUM_THREADS=1 ";

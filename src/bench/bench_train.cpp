@@ -8,6 +8,7 @@
 
 #include "bench/bench.h"
 #include "diffusion/gaussian_diffusion.h"
+#include "dist/shard.h"
 #include "models/model.h"
 #include "train/optim.h"
 #include "train/step.h"
@@ -55,15 +56,27 @@ BenchRow measure_train_step(Model& model, const BenchPlan& plan, const BenchCase
 
   torch::manual_seed(opt.seed);
   // The diffusion arithmetic stays in float32 as in the trainer; only the model runs in opt.dtype.
-  const auto x0 = torch::randn(plan.latent.shape(c.batch, c.input_size, c.input_size));
-  const auto cond = bench_conditioning(model, c.batch, false, torch::kCPU);
+  // Every rank draws the same global batch and keeps its share.
+  const dist::World& world = opt.world;
+  const auto mine = dist::shard_range(c.batch, world.rank(), world.size());
+  const auto x0 = torch::randn(plan.latent.shape(c.batch, c.input_size, c.input_size)).narrow(0, mine.begin, mine.size());
+  const auto all_cond = bench_conditioning(model, c.batch, false, torch::kCPU);
+  const auto cond = all_cond.empty() ? all_cond : all_cond.narrow(mine.begin, mine.size());
   StepOptions so;
   so.device = opt.device;
   so.dtype = opt.dtype;
+  so.seed = opt.seed;
+  so.segments = shard_intervals(intervals, world.rank(), world.size());
+  so.label_dropout = take_label_dropout(model);
+  std::vector<torch::Tensor> trained;
+  for (const auto& p : params) trained.push_back(p.second);
+  auto weights = model.module().parameters();
+  world.broadcast(weights);  // rank 0's random weights everywhere
 
   auto step = [&]() {
     adamw.zero_grad();
-    const double loss = accumulate_gradients(model, diffusion, intervals, x0, cond, so).loss;
+    const double loss = world.allreduce(accumulate_gradients(model, diffusion, intervals, x0, cond, so).loss);
+    dist::sum_gradients(world, trained);
     adamw.step();
     return loss;
   };
@@ -76,14 +89,21 @@ BenchRow measure_train_step(Model& model, const BenchPlan& plan, const BenchCase
   }
   const bool per_row_peak = bench_reset_peak(opt);
   BenchProfile profile(opt);
+  std::vector<double> shares;
   for (int r = 0; r < opt.reps; ++r) {
+    world.barrier();  // every rank starts the step together
     compat::cuda_synchronize(opt.device);
+    const double comm0 = world.comm_seconds();
     const auto t0 = std::chrono::steady_clock::now();
     step();
     compat::cuda_synchronize(opt.device);
-    row.ms_per_step_reps.push_back(
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    const double share = (world.comm_seconds() - comm0) * 1000.0 / ms;
+    row.ms_per_step_reps.push_back(world.allreduce(ms, dist::Reduce::Max));
+    shares.push_back(world.allreduce(share) / world.size());
   }
+  row.ranks = world.size();
+  row.comm_share = mean_sd(shares);
   profile.finish(row);
   bench_read_peak(row, opt, per_row_peak);
   model.train(false);

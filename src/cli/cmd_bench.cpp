@@ -15,6 +15,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/dist_flags.h"
 #include "diffusion/density_schedule.h"
 #include "bench/bench.h"
 #include "bench/bench_text.h"
@@ -36,6 +37,7 @@ struct BenchArgs {
   int reps = 3, warmup = 1;
   int64_t num_heads = 0, hidden_size = 0, depth = 0, patch_size = 0;
   uint64_t seed = 0;
+  DistFlags dist;
 };
 
 std::string pm(const MeanSd& m, const char* f) { return fmt(f, m.mean) + " ± " + fmt(f, m.sd); }
@@ -137,15 +139,19 @@ void print_markdown(const std::vector<BenchRow>& rows, const BenchOptions& o) {
               << "GMACs per forward per sample (FLOPs counter); peak MiB: " << r0.mem_source
               << " during the timed forwards, weights included\n\n";
   std::cout << "| model | size | family | density | batch | threads | device | dtype | "
-            << (train ? "micro-batches | ms/train step | steps/s | samples/s" : "ms/forward by side | ms/step | img/s")
+            << (train ? "micro-batches | ms/train step | steps/s | samples/s | ranks | comm %"
+                      : "ms/forward by side | ms/step | img/s")
             << " | GMACs | GFLOP/s | peak MiB | speed-up |\n"
-            << "|---|---:|---|---|---:|---:|---|---|---|---:|---:|" << (train ? "---:|" : "") << "---:|---:|---:|---:|\n";
+            << "|---|---:|---|---|---:|---:|---|---|---|---:|---:|" << (train ? "---:|---:|---:|" : "")
+            << "---:|---:|---:|---:|\n";
   for (const auto& r : rows) {
     std::cout << "| " << r.model << " | " << r.image_size << " | " << r.family << " | " << r.density << " | " << r.batch
               << " | " << r.threads << " | " << r.device << " | " << r.dtype << " | " << sides_cell(r) << " | "
               << pm(r.ms_per_step, "%.1f") << " | ";
     if (train) std::cout << pm_sig(r.steps_per_s) << " | ";
-    std::cout << pm_sig(r.img_per_s) << " | " << fmt(r.gmacs >= 10 ? "%.2f" : "%.4g", r.gmacs) << " | "
+    std::cout << pm_sig(r.img_per_s) << " | ";
+    if (train) std::cout << r.ranks << " | " << pm(MeanSd{100 * r.comm_share.mean, 100 * r.comm_share.sd}, "%.1f") << " | ";
+    std::cout << fmt(r.gmacs >= 10 ? "%.2f" : "%.4g", r.gmacs) << " | "
               << pm(r.gflops_per_s, "%.1f") << " | " << mib(r.peak_mem_bytes) << " | "
               << (r.speedup ? fmt("%.2f", *r.speedup) + "×" : "-") << " |\n";
   }
@@ -253,6 +259,7 @@ void run_text_encoder(const BenchArgs& a) {
 }
 
 void run(const BenchArgs& a) {
+  a.dist.relaunch_if_asked();
   if (static_cast<int>(a.json) + static_cast<int>(a.csv) + static_cast<int>(a.md) > 1)
     fail("bench: give at most one of --json, --csv, --md");
   if (a.model.rfind("t5", 0) == 0) return run_text_encoder(a);
@@ -269,6 +276,10 @@ void run(const BenchArgs& a) {
   o.train = a.train;
   o.train_intervals = a.train_intervals;
   o.profile = a.profile;
+  torch::Device dev = o.device;
+  o.world = a.dist.connect(dev);
+  o.device = dev;
+  if (o.world.is_distributed() && !o.train) fail("bench: ranks (--nproc, torchrun) time training steps; add --train");
 
   const auto sides = latent_sides(a, source);
   std::vector<int64_t> threads;
@@ -289,7 +300,9 @@ void run(const BenchArgs& a) {
 
   BenchLog log;
   if (!a.quiet) log = [](const std::string& m) { std::fprintf(stderr, "bench %s\n", m.c_str()); };
+  if (!o.world.is_root()) log = nullptr;
   const auto rows = run_bench(source, cases, o, log);
+  if (!o.world.is_root()) return;  // rank 0 reports
 
   if (a.json) {
     auto arr = nlohmann::ordered_json::array();
@@ -346,6 +359,7 @@ void register_bench(CLI::App& app) {
   c->add_option("--layout", a->layout, "SparseDiT layout P:SxG,N,R,D:T for --model (default by depth)");
   c->add_option("-s,--seed", a->seed, "Seed for weights and inputs")->capture_default_str();
   c->add_flag("-q,--quiet", a->quiet, "No progress on stderr");
+  a->dist.add(c);
   c->callback([a] { run(*a); });
 }
 

@@ -11,6 +11,8 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/dist_flags.h"
+#include "dist/shard.h"
 #include "eval/eval_inputs.h"
 #include "eval/fid.h"
 #include "eval/inception.h"
@@ -28,6 +30,7 @@ struct EvalArgs {
   int64_t batch = 500, k = 3;
   int threads = 0;
   bool no_pr = false, json = false, quiet = false;
+  DistFlags dist;
 };
 
 // One side of the comparison after feature extraction.
@@ -80,11 +83,18 @@ struct Extractors {
   std::optional<FidInceptionV3> inception;
 };
 
-void extract(const EvalArgs& a, Side& s, Extractors& ex, const torch::Device& device, Log& log) {
+// Across ranks each rank runs the network on its shard of the images; the statistics are summed in
+// float64 (feature_stats(world, ...)) and the features gathered for precision/recall and accuracy.
+void extract(const EvalArgs& a, Side& s, Extractors& ex, const torch::Device& device, Log& log,
+             const dist::World& world) {
   if (s.input.stats) {
     s.stats = s.input.stats;
     return;
   }
+  const int64_t n = s.input.images.size(0);
+  if (n < world.size()) fail("'", s.input.source, "' holds ", n, " images, fewer than the ", world.size(), " ranks");
+  const auto mine = dist::shard_range(n, world.rank(), world.size());
+  const auto images = s.input.images.narrow(0, mine.begin, mine.size());
   if (a.features == "adm-stats")
     fail("--features adm-stats compares statistics files (mu, sigma), but '", s.input.source,
          "' holds images; use --features inception --inception WEIGHTS for Inception-v3 features");
@@ -94,8 +104,9 @@ void extract(const EvalArgs& a, Side& s, Extractors& ex, const torch::Device& de
       log.stage("loaded FID Inception-v3 from " + a.inception);
     }
     // ADM's evaluator runs Inception 64 images at a time; 299x299 activations need no more.
-    s.features = inception_features(*ex.inception, s.input.images, std::min<int64_t>(a.batch, 64), device);
-    s.stats = feature_stats(s.features);
+    const auto local = inception_features(*ex.inception, images, std::min<int64_t>(a.batch, 64), device);
+    s.stats = feature_stats(world, local);
+    s.features = world.all_gather_rows(local);
     log.stage("Inception features of " + s.input.source);
     return;
   }
@@ -103,10 +114,10 @@ void extract(const EvalArgs& a, Side& s, Extractors& ex, const torch::Device& de
     ex.clf = load_mnist_classifier(a.classifier);
     log.stage("loaded classifier " + a.classifier + ": " + (*ex.clf)->config().describe());
   }
-  auto out = run_classifier(*ex.clf, s.input.images, a.batch, device);
-  s.features = out.features;
-  s.predictions = out.predictions;
-  s.stats = feature_stats(out.features);
+  auto out = run_classifier(*ex.clf, images, a.batch, device);
+  s.stats = feature_stats(world, out.features);
+  s.features = world.all_gather_rows(out.features);
+  s.predictions = world.all_gather_rows(out.predictions);
   log.stage("features of " + s.input.source);
 }
 
@@ -148,15 +159,18 @@ void class_accuracy(const Side& sa, const MnistClassifier& clf, Report& r) {
 }
 
 void run_eval(const EvalArgs& a) {
+  a.dist.relaunch_if_asked();
   check_args(a);
   set_threads(a.threads);
-  Log log(a.quiet);
-  const auto device = parse_device(a.device);
+  auto device = parse_device(a.device);
+  const dist::World world = a.dist.connect(device);
+  Log log(a.quiet || !world.is_root());
   auto [sa, sb] = load_sides(a);
   log.stage("loaded " + sa.input.description + (sb ? "; reference: " + sb->input.description : ""));
   Extractors ex;
-  extract(a, sa, ex, device, log);
-  if (sb) extract(a, *sb, ex, device, log);
+  extract(a, sa, ex, device, log, world);
+  if (sb) extract(a, *sb, ex, device, log, world);
+  if (!world.is_root()) return;  // rank 0 reports
 
   Report r;
   auto side_json = [](const Side& s) {
@@ -227,6 +241,7 @@ void register_eval(CLI::App& app) {
   c->add_option("-t,--threads", a->threads, "CPU threads (default: libtorch's)");
   c->add_flag("--json", a->json, "print one JSON object (fid, precision, recall, accuracy; null when not measured)");
   c->add_flag("-q,--quiet", a->quiet, "no progress lines on stderr");
+  a->dist.add(c);
   c->callback([a] { run_eval(*a); });
 }
 

@@ -1,6 +1,8 @@
-// sparsedit sample: DiT's sample.py (same seed, same latents), plus the SparseDiT density schedule.
+// sparsedit sample: DiT's sample.py (same seed, same latents), plus the SparseDiT density schedule;
+// across ranks (--nproc, torchrun, srun) with per-image seeds or sample_ddp.py's layout (dist/sharded_sampling.h).
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <set>
@@ -8,7 +10,9 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/dist_flags.h"
 #include "diffusion/pipeline.h"
+#include "dist/sharded_sampling.h"
 #include "data/npz.h"
 #include "io/image.h"
 #include "io/safetensors.h"
@@ -16,6 +20,7 @@
 #include "models/vae.h"
 #include "util/compat.h"
 #include "util/error.h"
+#include "util/keyed_rng.h"
 #include "util/strings.h"
 
 namespace sdit::cli {
@@ -25,11 +30,13 @@ namespace {
 struct SampleArgs {
   std::string ckpt, labels = "207,360,387,974,88,979,417,279", steps = "250", sampler = "ddpm", cfg_channels = "3";
   std::string vae = "none", save_latents, save_npz, output = "sample.png", device = "cpu", density;
-  int64_t num_heads = 0, image_size = 0, latent_size = 0, num_classes = 0, batch_size = 0, nrow = 4;
+  std::string seed_mode = "auto";
+  int64_t num_heads = 0, image_size = 0, latent_size = 0, num_classes = 0, batch_size = 0, nrow = 4, num_samples = 0;
   int64_t seed = 0;
   double eta = 0.0, cfg_scale = 4.0;
   int threads = 0;
   bool quiet = false;
+  DistFlags dist;
   std::map<std::string, CLI::Option*> opts;  // to tell flags the user gave from defaults
   bool given(const std::string& name) const { return opts.at(name)->count() > 0; }
 };
@@ -44,10 +51,16 @@ void check_sizes(const SampleArgs& a, const LatentSpec& l) {
     fail("--num-classes ", a.num_classes, " does not match the checkpoint's ", l.num_classes, " classes");
 }
 
-// The conditioning of the samples from the flags: class labels for a class-conditional model.
+// The conditioning of the samples from the flags: class labels for a class-conditional model, either
+// listed or (--num-samples) drawn per image: KeyedDraws(seed, 0) on RngStream::ClassLabel.
 Conditioning conditioning_from_flags(const SampleArgs& a, const LatentSpec& l) {
   Conditioning c;
-  if (l.cond == CondKind::ClassLabel) c.labels = torch::tensor(parse_int_list(a.labels, "class label"), torch::kLong);
+  if (l.cond != CondKind::ClassLabel) return c;
+  if (a.num_samples > 0 && a.given("labels")) fail("give --class-labels or --num-samples (random labels), not both");
+  if (a.num_samples <= 0) c.labels = torch::tensor(parse_int_list(a.labels, "class label"), torch::kLong);
+  else
+    c.labels = KeyedDraws(static_cast<uint64_t>(a.seed), 0)
+                   .randint(RngStream::ClassLabel, sample_range(0, a.num_samples), 0, l.num_classes);
   return c;
 }
 
@@ -73,28 +86,75 @@ SamplingRequest make_request(const SampleArgs& a, const Model& model, const torc
     if (a.given(name)) given.insert(name);
   for (const auto& w : apply_recommended(model, req, given)) log.info("warning: " + w);
   req.seed = a.seed;
+  req.num_samples = a.num_samples;
   req.batch_size = a.batch_size;
   req.device = device;
   return req;
 }
 
-// run_sampling with a one-line progress bar per run; each bar starts its clock when the previous
-// run ends, so s/it covers the first step too.
-SamplingResult sample_with_progress(Model& model, const SamplingRequest& req, bool quiet) {
-  const int64_t n = req.samples();
-  const int64_t runs = req.batch_size > 0 ? (n + req.batch_size - 1) / req.batch_size : 1;
-  auto make_bar = [&](int64_t run) {
-    return std::make_unique<ProgressBar>("sampling " + std::to_string(run + 1) + "/" + std::to_string(runs), 0, quiet);
+// A one-line progress bar per sampling run; each bar starts its clock when the previous run ends, so
+// s/it covers the first step too. runs <= 0: runs of unknown count (sharded sampling).
+SamplingProgress progress_bars(int64_t runs, bool quiet) {
+  auto make_bar = [runs, quiet](int64_t run) {
+    const std::string label = runs > 0 ? "sampling " + std::to_string(run + 1) + "/" + std::to_string(runs) : "sampling";
+    return std::make_shared<ProgressBar>(label, 0, quiet);
   };
-  auto bar = make_bar(0);
-  return run_sampling(model, req, [&](int64_t run, int64_t, int64_t step, int64_t total) {
-    bar->set_total(total);
-    bar->update(step);
+  auto bar = std::make_shared<std::shared_ptr<ProgressBar>>(make_bar(0));
+  return [bar, make_bar](int64_t run, int64_t, int64_t step, int64_t total) {
+    (*bar)->set_total(total);
+    (*bar)->update(step);
     if (step == total) {
-      bar->finish();
-      bar = make_bar(run + 1);
+      (*bar)->finish();
+      *bar = make_bar(run + 1);
     }
-  });
+  };
+}
+
+// reference: sample.py's single stream (one process); per-image or dit across ranks
+// (dist/sharded_sampling.h). auto: reference for one process, per-image for several.
+std::string seed_mode(const SampleArgs& a, const dist::World& world) {
+  if (a.seed_mode == "auto") return world.is_distributed() ? "per-image" : "reference";
+  if (a.seed_mode == "reference") {
+    if (world.is_distributed())
+      fail("--seed-mode reference is one process's random stream; across ranks use per-image or dit");
+    return a.seed_mode;
+  }
+  dist::parse_seed_mode(a.seed_mode);  // validates
+  return a.seed_mode;
+}
+
+// Everything that decides the images of a per-image run: a resume folder of another request is refused.
+std::string request_fingerprint(const SampleArgs& a, const SamplingRequest& req) {
+  std::ostringstream os;
+  os << a.ckpt << "|seed " << req.seed << "|steps " << req.steps << "|" << req.sampler << "|eta " << req.eta << "|cfg "
+     << req.cfg_scale << "/" << req.guided_channels << "|density " << req.density << "|n " << req.samples()
+     << "|batch " << req.batch_size << "|labels " << std::hash<std::string>{}(labels_text(req));
+  return os.str();
+}
+
+// The resume folder of a sharded run: next to its first output (nothing to resume in a single batch).
+std::string resume_dir_for(const SampleArgs& a, const SamplingRequest& req) {
+  if (req.batch_size <= 0 || req.batch_size >= req.samples()) return "";
+  const std::string& out = !a.save_npz.empty() ? a.save_npz : !a.save_latents.empty() ? a.save_latents : a.output;
+  return out + ".partial";
+}
+
+SamplingResult sample_across_ranks(const SampleArgs& a, Model& model, SamplingRequest& req, const dist::World& world,
+                                   const std::string& mode, const Log& log, std::string& resume_dir) {
+  dist::ShardedSampling so;
+  so.mode = dist::parse_seed_mode(mode);
+  if (so.mode == dist::SeedMode::Dit) {
+    if (a.given("labels")) fail("--seed-mode dit draws the class labels (as sample_ddp.py); drop --class-labels");
+    if (a.num_samples <= 0) fail("--seed-mode dit needs --num-samples");
+    req.cond = {};
+  } else {
+    so.resume_dir = resume_dir = resume_dir_for(a, req);
+    so.fingerprint = request_fingerprint(a, req);
+  }
+  so.on_message = [&log](const std::string& m) { log.info(m); };
+  auto res = dist::sample_sharded(model, req, world, so, progress_bars(0, a.quiet || !world.is_root()));
+  if (so.mode == dist::SeedMode::Dit) req.cond = res.drawn_cond;
+  return res;
 }
 
 // --save-latents, the decoded images (--vae, or the samples of a pixel-space model), --save-npz, -o.
@@ -162,22 +222,33 @@ void print_summary(const Model& model, const SamplingRequest& req, const Samplin
 }
 
 void run_sample(SampleArgs& a) {
+  a.dist.relaunch_if_asked();
   set_threads(a.threads);
-  Log log(a.quiet);
-  const auto device = parse_device(a.device);
+  auto device = parse_device(a.device);
+  const dist::World world = a.dist.connect(device);
+  const bool quiet = a.quiet || !world.is_root();  // rank 0 speaks and writes
+  Log log(quiet);
   LoadOptions lo;
   if (a.num_heads > 0) lo.num_heads = a.num_heads;
   Model model = Model::load(a.ckpt, lo);
   model.to(device);
   log.stage("loaded " + model.describe() + " from " + a.ckpt);
   check_sizes(a, model.latent());
-  const SamplingRequest req = make_request(a, model, device, log);
+  const std::string mode = seed_mode(a, world);
+  SamplingRequest req = make_request(a, model, device, log);
   compat::cuda_reset_peak(device);
-  const auto res = sample_with_progress(model, req, a.quiet);
+  std::string resume_dir;
+  const auto res = mode == "reference"
+                       ? run_sampling(model, req, progress_bars(req.batch_size > 0 ? (req.samples() + req.batch_size - 1) / req.batch_size : 1, quiet))
+                       : sample_across_ranks(a, model, req, world, mode, log, resume_dir);
   log.stage("sampled " + std::to_string(req.samples()) + " images, " + std::to_string(res.steps) + " steps, " +
-            req.sampler);
-  write_outputs(a, model, req, res, device, log);
-  if (!a.quiet) print_summary(model, req, res, device);
+            req.sampler + (world.is_distributed() ? " on " + std::to_string(world.size()) + " ranks (" + mode + " seeds)" : ""));
+  if (world.is_root()) {
+    write_outputs(a, model, req, res, device, log);
+    if (!resume_dir.empty()) std::filesystem::remove_all(resume_dir);
+    if (!quiet) print_summary(model, req, res, device);
+  }
+  world.barrier();  // the other ranks end when rank 0 has written
 }
 
 }  // namespace
@@ -208,8 +279,16 @@ void register_sample(CLI::App& app) {
   o["threads"] = c->add_option("-t,--threads", a->threads, "CPU threads (default: libtorch's)");
   o["device"] = c->add_option("--device", a->device, "cpu | cuda")->capture_default_str();
   o["batch_size"] = c->add_option("--batch-size", a->batch_size,
-                                  "labels per run; each chunk draws its own z then its per-step noise, in order");
+                                  "images per run (reference: each chunk draws its own z then its noise, in order; "
+                                  "per-image: the global batch across ranks; dit: per rank, default 32)");
+  o["num_samples"] = c->add_option("--num-samples", a->num_samples,
+                                   "sample N images (random class labels, one keyed draw per image)");
+  o["seed_mode"] = c->add_option("--seed-mode", a->seed_mode,
+                                 "auto | reference (sample.py, one process) | per-image (same images at any rank "
+                                 "count; resumable) | dit (sample_ddp.py's per-rank seeds)")
+                       ->capture_default_str();
   o["quiet"] = c->add_flag("-q,--quiet", a->quiet, "print nothing but errors");
+  a->dist.add(c);
   c->callback([a] { run_sample(*a); });
 }
 

@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/dist_flags.h"
 #include "train/trainer.h"
 #include "util/error.h"
 
@@ -22,6 +23,7 @@ struct TrainArgs {
   std::string resume;
   int threads = 0;
   bool quiet = false;
+  DistFlags dist;
   std::map<std::string, CLI::Option*> opts;  // TrainOptions JSON key -> flag, to know what was given
   std::set<std::string> given() const {
     std::set<std::string> g;
@@ -80,13 +82,18 @@ class ProgressLine {
 };
 
 void run_train(TrainArgs& a) {
+  a.dist.relaunch_if_asked();
   set_threads(a.threads);
-  Log log(a.quiet);
-  ProgressLine bar(a.quiet);
+  torch::Device device = parse_device(a.opt.device);
+  const dist::World world = a.dist.connect(device);
+  const bool quiet = a.quiet || !world.is_root();  // rank 0 speaks for the run
+  Log log(quiet);
+  ProgressLine bar(quiet);
   TrainHooks hooks;
   hooks.on_message = [&bar](const std::string& m) { bar.message(m); };
   hooks.on_step = [&bar](const StepStats& s) { bar.update(s); };
-  Trainer trainer = a.resume.empty() ? Trainer::start(a.opt, hooks) : Trainer::resume(a.resume, a.opt, a.given(), hooks);
+  Trainer trainer = a.resume.empty() ? Trainer::start(a.opt, hooks, world)
+                                     : Trainer::resume(a.resume, a.opt, a.given(), hooks, world);
   log.stage(a.resume.empty() ? std::string("set up a new run") : "resumed at step " + std::to_string(trainer.step()));
   log.info(trainer.describe());
   const int64_t first = trainer.step();
@@ -101,7 +108,7 @@ void run_train(TrainArgs& a) {
   const double rate = bar.rate(trainer.step());
   log.stage("trained steps " + std::to_string(first) + " -> " + std::to_string(trainer.step()) +
             (trainer.step() > first ? " (" + std::to_string(rate) + " steps/s)" : std::string()));
-  if (!a.quiet)
+  if (!quiet)
     std::printf("checkpoint: %s\n",
                 checkpoint_file(trainer.options().results_dir, trainer.step()).c_str());
 }
@@ -162,6 +169,7 @@ void register_train(CLI::App& app) {
   o["export"] = c->add_option("--export", t.export_path, "also write the final EMA weights alone (no training state)");
   c->add_option("-t,--threads", a->threads, "CPU threads (default: libtorch's)");
   c->add_flag("-q,--quiet", a->quiet, "print nothing but errors");
+  a->dist.add(c);
   c->callback([a] { run_train(*a); });
 }
 

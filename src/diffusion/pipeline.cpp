@@ -9,6 +9,7 @@
 #include "models/guidance.h"
 #include "util/compat.h"
 #include "util/error.h"
+#include "util/keyed_rng.h"
 
 namespace sdit {
 
@@ -87,11 +88,36 @@ double mean_gmacs(const Model& model, const DensitySchedule& sched, const std::v
   return sum / static_cast<double>(timesteps.size()) / 1e9;
 }
 
+namespace {
+
+// x_T of the chunk of b images starting at image s of the request, on the request's device.
+torch::Tensor initial_noise(const SamplingRequest& req, const std::vector<int64_t>& shape, int64_t s) {
+  if (!req.keyed) return torch::randn(shape, torch::TensorOptions().device(req.device));
+  const std::vector<int64_t> one(shape.begin() + 1, shape.end());
+  const auto ids = sample_range(req.first_image + s, shape[0]);
+  return KeyedDraws(static_cast<uint64_t>(req.seed), 0).randn(RngStream::Latent, ids, one).to(req.device);
+}
+
+// The keyed per-step noise of that chunk; a CFG batch gets the same noise in both halves.
+std::function<torch::Tensor(const torch::Tensor&, int64_t)> keyed_step_noise(const SamplingRequest& req, int64_t s,
+                                                                              int64_t b) {
+  if (!req.keyed) return {};
+  return [&req, s, b](const torch::Tensor& x, int64_t step) {
+    const std::vector<int64_t> one(x.sizes().begin() + 1, x.sizes().end());
+    auto n = KeyedDraws(static_cast<uint64_t>(req.seed), static_cast<uint64_t>(step))
+                 .randn(RngStream::SamplerNoise, sample_range(req.first_image + s, b), one);
+    if (x.size(0) == 2 * b) n = torch::cat({n, n}, 0);
+    return n.to(x.device());
+  };
+}
+
+}  // namespace
+
 SamplingResult run_sampling(Model& model, const SamplingRequest& req, const SamplingProgress& progress) {
   const LatentSpec& spec = model.latent();
   const int64_t n = req.samples();
   if (n <= 0) fail(spec.cond == CondKind::None ? "no samples to draw (--num-samples)" : "nothing to sample");
-  if (spec.cond != CondKind::None) model.check_conditioning(req.cond, n);
+  if (spec.cond != CondKind::None && !req.draw_cond) model.check_conditioning(req.cond, n);
   const int64_t H = req.height > 0 ? req.height : spec.height, W = req.width > 0 ? req.width : spec.width;
   const Grid dense = spec.grid(H, W);
   const auto sched = sampling_schedule(model, req.density, dense);
@@ -105,7 +131,6 @@ SamplingResult run_sampling(Model& model, const SamplingRequest& req, const Samp
   sopt.eta = req.eta;
   // An unconditional model has nothing to guide: it samples without CFG whatever the scale.
   const bool use_cfg = req.cfg_scale != 1.0 && spec.cond != CondKind::None;
-  const Conditioning uncond_all = !use_cfg ? Conditioning{} : req.uncond ? *req.uncond : model.null_conditioning(req.cond);
 
   SamplingResult res;
   res.steps = diffusion.num_timesteps();
@@ -132,28 +157,38 @@ SamplingResult run_sampling(Model& model, const SamplingRequest& req, const Samp
   torch::manual_seed(static_cast<uint64_t>(req.seed));
   const int64_t chunk = req.batch_size > 0 ? req.batch_size : n;
   res.runs = (n + chunk - 1) / chunk;
-  std::vector<torch::Tensor> cond;
+  std::vector<torch::Tensor> outs;
+  std::vector<Conditioning> drawn;
   const auto start = std::chrono::steady_clock::now();
   for (int64_t s = 0, run = 0; s < n; s += chunk, ++run) {
     const int64_t b = std::min(chunk, n - s);
-    const Conditioning c = req.cond.empty() ? Conditioning{} : req.cond.narrow(s, b).to(req.device);
-    // The reference order: z first, then one randn_like per step; each chunk is one such run.
-    auto z = torch::randn(spec.shape(b, H, W), torch::TensorOptions().device(req.device));
+    // The reference order: z first (then y, for sample_ddp.py), then one randn_like per step.
+    auto z = initial_noise(req, spec.shape(b, H, W), s);
+    Conditioning c;
+    if (req.draw_cond) {
+      drawn.push_back(req.draw_cond(b).to(torch::kCPU));
+      c = drawn.back().to(req.device);
+      model.check_conditioning(c, b);
+    } else if (!req.cond.empty()) {
+      c = req.cond.narrow(s, b).to(req.device);
+    }
     if (use_cfg) {
       z = torch::cat({z, z}, 0);
-      c_run = Conditioning::cat(c, uncond_all.narrow(s, b).to(req.device));
+      c_run = Conditioning::cat(c, req.uncond ? req.uncond->narrow(s, b).to(req.device) : model.null_conditioning(c));
     } else {
       c_run = c;
     }
     sopt.on_step = [&](int64_t i, int64_t total) {
       if (progress) progress(run, res.runs, i, total);
     };
+    sopt.noise = keyed_step_noise(req, s, b);
     auto out = sample_loop(diffusion, fn, z, sopt);
-    cond.push_back(out.narrow(0, 0, b).to(torch::kCPU));
+    outs.push_back(out.narrow(0, 0, b).to(torch::kCPU));
   }
   compat::cuda_synchronize(req.device);
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  res.samples = torch::cat(cond, 0);
+  res.samples = torch::cat(outs, 0);
+  for (const auto& d : drawn) res.drawn_cond = res.drawn_cond.empty() ? d : Conditioning::cat(res.drawn_cond, d);
   return res;
 }
 

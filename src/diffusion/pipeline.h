@@ -29,12 +29,22 @@ struct SamplingRequest {
   int64_t seed = 0;
   int64_t batch_size = 0;              // <= 0: all samples in one run
   torch::Device device = torch::kCPU;
+  // Per-image keyed draws (util/keyed_rng.h): image first_image + i starts from
+  // KeyedDraws(seed, 0).randn(Latent, {first_image + i}) and gets KeyedDraws(seed, k).randn(SamplerNoise,
+  // ...) at reverse step k, whatever the batch or rank it is drawn in. false: the reference's single
+  // stream (manual_seed(seed), z then the per-step noise, chunk after chunk).
+  bool keyed = false;
+  int64_t first_image = 0;
+  // Draws a chunk's conditioning right after its z, from the same stream (sample_ddp.py: z, then
+  // y = randint); cond is then left empty and num_samples counts the samples.
+  std::function<Conditioning(int64_t batch)> draw_cond;
 
   int64_t samples() const { return cond.empty() ? num_samples : cond.batch(); }
 };
 
 struct SamplingResult {
   torch::Tensor samples;                 // (n, ...) conditional samples in the model's layout, CPU
+  Conditioning drawn_cond;               // with draw_cond: the conditioning drawn (CPU)
   std::map<Grid, int64_t> grid_calls;    // sparse grid -> model calls (most tokens first)
   std::string density_description;
   std::vector<int64_t> visited_timesteps;  // original timesteps of one run

@@ -82,15 +82,15 @@ const std::vector<std::string>& sampler_names() {
 }
 
 torch::Tensor ddpm_step(const GaussianDiffusion& d, const ModelFn& model, const torch::Tensor& x, int64_t t_index,
-                        bool clip_denoised) {
+                        bool clip_denoised, const torch::Tensor& noise_in) {
   auto out = d.p_mean_variance(model, x, t_index, clip_denoised);
-  auto noise = torch::randn_like(x);
+  auto noise = noise_in.defined() ? noise_in : torch::randn_like(x);
   auto t = batch_t(x, t_index);
   return out.mean + nonzero_mask(t, x) * torch::exp(0.5 * out.log_variance) * noise;
 }
 
 torch::Tensor ddim_step(const GaussianDiffusion& d, const ModelFn& model, const torch::Tensor& x, int64_t t_index,
-                        double eta, bool clip_denoised) {
+                        double eta, bool clip_denoised, const torch::Tensor& noise_in) {
   auto out = d.p_mean_variance(model, x, t_index, clip_denoised);
   auto t = batch_t(x, t_index);
   // eps is re-derived from the (possibly clipped) x0, as the reference does.
@@ -99,7 +99,7 @@ torch::Tensor ddim_step(const GaussianDiffusion& d, const ModelFn& model, const 
   auto alpha_bar = d.extract(tb.alphas_cumprod, t, x.sizes());
   auto alpha_bar_prev = d.extract(tb.alphas_cumprod_prev, t, x.sizes());
   auto sigma = eta * torch::sqrt((1 - alpha_bar_prev) / (1 - alpha_bar)) * torch::sqrt(1 - alpha_bar / alpha_bar_prev);
-  auto noise = torch::randn_like(x);
+  auto noise = noise_in.defined() ? noise_in : torch::randn_like(x);
   auto mean_pred = out.pred_xstart * torch::sqrt(alpha_bar_prev) + torch::sqrt(1 - alpha_bar_prev - torch::pow(sigma, 2)) * eps;
   return mean_pred + nonzero_mask(t, x) * sigma * noise;
 }
@@ -116,8 +116,11 @@ torch::Tensor sample_loop(const GaussianDiffusion& d, const ModelFn& model, cons
   const int64_t total = d.num_timesteps();
   torch::Tensor x = noise;
   for (int64_t i = total - 1, step = 1; i >= 0; --i, ++step) {
-    x = opt.sampler == "ddpm" ? ddpm_step(d, model, x, i, opt.clip_denoised)
-                              : ddim_step(d, model, x, i, opt.eta, opt.clip_denoised);
+    // Keyed noise is skipped where it would be multiplied by zero (DDIM with eta 0).
+    const bool needs_noise = opt.noise && (opt.sampler == "ddpm" || opt.eta > 0);
+    const torch::Tensor noise = needs_noise ? opt.noise(x, step) : opt.noise ? torch::zeros_like(x) : torch::Tensor();
+    x = opt.sampler == "ddpm" ? ddpm_step(d, model, x, i, opt.clip_denoised, noise)
+                              : ddim_step(d, model, x, i, opt.eta, opt.clip_denoised, noise);
     if (opt.on_step) opt.on_step(step, total);
   }
   return x;

@@ -25,6 +25,10 @@ struct SampleOptions {
   double eta = 0.0;              // ddim only
   bool clip_denoised = false;    // clamp the x0 prediction to [-1, 1] (DiT samples with false)
   std::function<void(int64_t step, int64_t total)> on_step;  // called after step 1..total
+  // The noise ddpm/ddim add at reverse step `step` (1..total), shaped like x; empty: randn_like(x)
+  // from the global generator (the reference's order). Keyed per-image sampling sets it so that an
+  // image's noise does not depend on the batch it is drawn in (util/keyed_rng.h).
+  std::function<torch::Tensor(const torch::Tensor& x, int64_t step)> noise;
 };
 
 // The sampler names sample_loop accepts.
@@ -36,9 +40,10 @@ torch::Tensor sample_loop(const GaussianDiffusion& d, const ModelFn& model, cons
                           const SampleOptions& opt);
 
 // Single reference steps at respaced index t_index (both draw one randn_like(x)).
+// `noise` undefined: one randn_like(x) from the global generator.
 torch::Tensor ddpm_step(const GaussianDiffusion& d, const ModelFn& model, const torch::Tensor& x, int64_t t_index,
-                        bool clip_denoised);
+                        bool clip_denoised, const torch::Tensor& noise = {});
 torch::Tensor ddim_step(const GaussianDiffusion& d, const ModelFn& model, const torch::Tensor& x, int64_t t_index,
-                        double eta, bool clip_denoised);
+                        double eta, bool clip_denoised, const torch::Tensor& noise = {});
 
 }  // namespace sdit

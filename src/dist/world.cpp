@@ -439,16 +439,33 @@ void World::expect_same(uint64_t value, const std::string& what) const {
   if (differ.tellp() > 0) fail("distributed: ", what, " differs between rank 0 and rank(s) ", differ.str());
 }
 
+torch::Device device_for_rank(torch::Device requested, const Launch& launch) {
+  if (!requested.is_cuda() || !launch.distributed()) return requested;
+  const auto gpus = static_cast<int>(torch::cuda::device_count());
+  if (gpus < 1) fail("--device cuda: no CUDA device is visible to rank ", launch.rank);
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(launch.local_rank % gpus));
+}
+
 void sum_gradients(const World& world, const std::vector<torch::Tensor>& params, int64_t bucket_bytes) {
   if (!world.is_distributed()) return;
   std::vector<torch::Tensor> grads;
+  std::vector<double> used;  // how many ranks gave each parameter a gradient
   for (const auto& p : params) {
     if (!p.requires_grad()) continue;
     torch::Tensor q = p;  // a handle: setting its gradient sets p's
+    used.push_back(q.grad().defined() ? 1.0 : 0.0);
     if (!q.grad().defined()) q.mutable_grad() = torch::zeros_like(q);
     grads.push_back(p.grad());
   }
+  used = world.allreduce(used);
   world.allreduce_sum(grads, bucket_bytes);
+  // A parameter no rank used keeps no gradient, as in one process (the optimiser skips it).
+  size_t i = 0;
+  for (const auto& p : params) {
+    if (!p.requires_grad()) continue;
+    torch::Tensor q = p;
+    if (used[i++] == 0.0) q.mutable_grad() = torch::Tensor();
+  }
 }
 
 }  // namespace sdit::dist

@@ -97,9 +97,14 @@ class World {
   std::shared_ptr<Impl> impl_;
 };
 
+// One GPU per local rank: a CUDA `requested` device becomes cuda:<local_rank mod visible GPUs> in a
+// distributed launch; anything else is returned as is.
+torch::Device device_for_rank(torch::Device requested, const Launch& launch);
+
 // Sums the gradients of `params` over all ranks in place (allreduce_sum). A parameter that requires a
 // gradient but got none on this rank (its interval did not use it) contributes zeros, so every rank
-// reduces the same bucket layout. With per-sample loss weights taken relative to the global batch,
+// reduces the same bucket layout; a parameter that no rank gave a gradient is left without one, as in
+// one process (one more small collective counts the ranks that did). With per-sample loss weights taken relative to the global batch,
 // the sum is the single-process gradient; no division by the world size is needed.
 void sum_gradients(const World& world, const std::vector<torch::Tensor>& params,
                    int64_t bucket_bytes = kDefaultBucketBytes);

@@ -21,6 +21,24 @@ FeatureStats feature_stats(const torch::Tensor& features) {
   return s;
 }
 
+FeatureStats feature_stats(const dist::World& world, const torch::Tensor& local_features) {
+  if (!world.is_distributed()) return feature_stats(local_features);
+  if (local_features.dim() != 2) fail("features must be (N, D), got ", shape_str(local_features.sizes().vec()));
+  auto f = local_features.detach().to(torch::kCPU, torch::kDouble);
+  std::vector<torch::Tensor> s1{f.sum(0), torch::full({1}, static_cast<double>(f.size(0)), torch::kDouble)};
+  world.allreduce_sum(s1);
+  const auto n = static_cast<int64_t>(s1[1].item<double>());
+  if (n < 2) fail("a covariance needs at least 2 feature vectors, got ", n);
+  FeatureStats s;
+  s.mu = s1[0] / static_cast<double>(n);
+  auto c = f - s.mu;
+  std::vector<torch::Tensor> s2{c.t().mm(c)};
+  world.allreduce_sum(s2);
+  s.sigma = s2[0] / static_cast<double>(n - 1);
+  s.count = n;
+  return s;
+}
+
 void check_stats(const FeatureStats& s, const std::string& what) {
   if (!s.mu.defined() || !s.sigma.defined()) fail(what, ": statistics need both mu and sigma");
   if (s.mu.dim() != 1) fail(what, ": mu must be 1-D, got ", shape_str(s.mu.sizes().vec()));

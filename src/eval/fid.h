@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "dist/world.h"
+
 namespace sdit {
 
 struct FeatureStats {
@@ -16,6 +18,10 @@ struct FeatureStats {
 
 // features: (N, D), N >= 2. Computed in float64 whatever the input dtype.
 FeatureStats feature_stats(const torch::Tensor& features);
+// The same statistics when each rank holds some of the rows (docs/distributed.md §8.4): n and Σx, then
+// Σ (x−μ)(x−μ)ᵀ are summed over the ranks in float64, so μ and Σ differ from one process's only by the
+// order of float64 partial sums. A rank may hold no rows.
+FeatureStats feature_stats(const dist::World& world, const torch::Tensor& local_features);
 // Throws sdit::Error unless mu is (D), sigma (D, D), both finite; `what` names the source.
 void check_stats(const FeatureStats& s, const std::string& what);
 

@@ -205,7 +205,7 @@ LabelEmbedderImpl::LabelEmbedderImpl(int64_t num_classes_, int64_t hidden, doubl
 
 torch::Tensor LabelEmbedderImpl::forward(const torch::Tensor& labels) {
   auto l = labels;
-  if (is_training() && dropout_prob > 0) {
+  if (is_training() && dropout_prob > 0 && !external_dropout) {
     auto drop = torch::rand({labels.size(0)}, labels.options().dtype(torch::kFloat32)) < dropout_prob;
     l = torch::where(drop, torch::full_like(labels, num_classes), labels);
   }

@@ -57,11 +57,14 @@ TORCH_MODULE(TimestepEmbedder);
 class LabelEmbedderImpl : public torch::nn::Module {
  public:
   LabelEmbedderImpl(int64_t num_classes, int64_t hidden, double dropout_prob = 0.1);
-  // In training mode labels are replaced by the null class with probability dropout_prob (CFG).
+  // In training mode labels are replaced by the null class with probability dropout_prob (CFG),
+  // unless the trainer draws the dropout coins itself (external_dropout: keyed per-sample
+  // randomness, so that W ranks drop the same labels as one process; docs/distributed.md).
   torch::Tensor forward(const torch::Tensor& labels);
   torch::nn::Embedding embedding_table{nullptr};
   int64_t num_classes;
   double dropout_prob;
+  bool external_dropout = false;
 };
 TORCH_MODULE(LabelEmbedder);
 

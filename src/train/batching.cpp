@@ -4,6 +4,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "dist/shard.h"
 #include "util/error.h"
 
 namespace sdit {
@@ -95,6 +96,21 @@ std::vector<DensityInterval> plan_density_intervals(const DensitySchedule& sched
 
 std::vector<DensityInterval> dense_interval(int64_t T, int64_t global_batch) {
   return {DensityInterval{0, T, Grid{}, global_batch, 1.0}};
+}
+
+std::vector<Segment> shard_intervals(const std::vector<DensityInterval>& intervals, int rank, int world) {
+  int64_t total = 0;
+  for (const auto& iv : intervals) total += iv.batch;
+  const auto chunk = dist::shard_range(total, rank, world);
+  std::vector<Segment> out;
+  int64_t begin = 0;  // the interval's first position in the global batch
+  for (size_t k = 0; k < intervals.size(); ++k) {
+    const int64_t end = begin + intervals[k].batch;
+    const int64_t lo = std::max(begin, chunk.begin), hi = std::min(end, chunk.end);
+    if (lo < hi) out.push_back(Segment{k, lo - begin, hi - lo, lo});
+    begin = end;
+  }
+  return out;
 }
 
 std::string describe_intervals(const std::vector<DensityInterval>& intervals) {

@@ -27,6 +27,18 @@ struct DensityInterval {
 // sample each). Throws sdit::Error on malformed specs or a batch smaller than the interval count.
 std::vector<DensityInterval> plan_density_intervals(const DensitySchedule& schedule, const std::string& spec,
                                                     int64_t global_batch);
+// Data parallelism (docs/distributed.md §8.2): the global batch laid out interval by interval is cut
+// into `world` contiguous chunks (dist::shard_range); rank r runs the pieces of the intervals its
+// chunk covers. With as many ranks as equal intervals that is one interval per rank (the paper's
+// multi-GPU recipe); with one rank it is the whole plan.
+struct Segment {
+  size_t interval = 0;
+  int64_t first = 0;     // offset of the first sample inside its interval's micro-batch
+  int64_t count = 0;
+  int64_t position = 0;  // that sample's index in the interval-ordered global batch
+};
+std::vector<Segment> shard_intervals(const std::vector<DensityInterval>& intervals, int rank, int world);
+
 // A dense model: one interval covering [0, T) with no sparse grid.
 std::vector<DensityInterval> dense_interval(int64_t T, int64_t global_batch);
 std::string describe_intervals(const std::vector<DensityInterval>& intervals);

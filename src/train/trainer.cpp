@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "diffusion/pipeline.h"
+#include "dist/shard.h"
 #include "io/checkpoint.h"
 #include "io/file_util.h"
 #include "io/image.h"
@@ -220,11 +221,12 @@ void Trainer::build_fresh() {
 }
 
 void Trainer::setup() {
-  device_ = parse_device(opt_.device);
+  device_ = dist::device_for_rank(parse_device(opt_.device), world_.launch());
   model_.to(device_);
   ema_.to(device_);
   model_.train(true);
   ema_.train(false);
+  label_dropout_ = take_label_dropout(model_);
   DiffusionOptions dopt;
   dopt.learn_sigma = model_.latent().learn_sigma;
   diffusion_ = std::make_unique<GaussianDiffusion>(dopt);
@@ -249,29 +251,74 @@ void Trainer::setup() {
   a.weight_decay = opt_.weight_decay;
   adamw_ = std::make_unique<AdamW>(std::move(trainable), a);
   sampler_ = std::make_unique<EpochSampler>(data_.size(0), opt_.global_batch_size, opt_.seed);
+  segments_ = shard_intervals(intervals_, world_.rank(), world_.size());
   if (opt_.sample_every > 0 && latent.latent_space() && opt_.vae.empty())
     fail("--sample-every on ", latent.channels, "-channel latents needs --vae DIR to decode the grid");
 }
 
-Trainer Trainer::start(const TrainOptions& opt, TrainHooks hooks) {
+// Runs fn on rank 0 only (the results folder is rank 0's); its failure stops every rank together.
+// One process: fn runs as is and its error propagates unchanged.
+void Trainer::on_root(const std::function<void()>& fn) {
+  if (!world_.is_distributed()) return fn();
+  std::string reason;
+  if (world_.is_root()) {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      reason = e.what();
+      if (reason.empty()) reason = "rank 0 failed";
+    }
+  }
+  const auto verdict = world_.agree_stop(reason);
+  if (verdict.stop) fail(verdict.reason);
+}
+
+// Rank 0's parameters, buffers and EMA everywhere (and a check that all ranks run the same options).
+void Trainer::sync_replicas() {
+  if (!world_.is_distributed()) return;
+  world_.expect_same(std::hash<std::string>{}(opt_.to_json()), "the training options");
+  std::vector<torch::Tensor> ts;
+  for (Model* m : {&model_, &ema_}) {
+    for (const auto& p : m->module().parameters()) ts.push_back(p);
+    for (const auto& b : m->module().buffers()) ts.push_back(b);
+  }
+  world_.broadcast(ts);
+}
+
+// Rank 0 creates the folders, drops log lines past the step being (re)started and the temporary files
+// of dead writers; the others wait for it.
+void Trainer::prepare_results_dir(int64_t keep_log_until) {
+  on_root([&] {
+    std::error_code ec;
+    fs::create_directories(fs::path(opt_.results_dir) / "checkpoints", ec);
+    if (ec) fail("cannot create '", opt_.results_dir, "/checkpoints': ", ec.message());
+    truncate_log((fs::path(opt_.results_dir) / "log.jsonl").string(), keep_log_until);
+    remove_stale_temporaries(opt_.results_dir);
+  });
+}
+
+Trainer Trainer::start(const TrainOptions& opt, TrainHooks hooks, const dist::World& world) {
   opt.validate();
   Trainer tr;
   tr.opt_ = opt;
   tr.hooks_ = std::move(hooks);
-  const std::string existing = newest_checkpoint((fs::path(opt.results_dir) / "checkpoints").string());
-  if (!existing.empty())
-    fail("--results-dir ", opt.results_dir, " already holds a run (", existing,
-         "); continue it with --resume, or choose another --results-dir");
+  tr.world_ = world;
+  tr.on_root([&] {
+    const std::string existing = newest_checkpoint((fs::path(opt.results_dir) / "checkpoints").string());
+    if (!existing.empty())
+      fail("--results-dir ", opt.results_dir, " already holds a run (", existing,
+           "); continue it with --resume, or choose another --results-dir");
+  });
   tr.load_data();
   tr.build_fresh();
   tr.setup();
-  truncate_log((fs::path(opt.results_dir) / "log.jsonl").string(), 0);  // lines of an earlier, failed start
-  remove_stale_temporaries(opt.results_dir);
+  tr.sync_replicas();
+  tr.prepare_results_dir(0);  // drops the lines of an earlier, failed start
   return tr;
 }
 
 Trainer Trainer::resume(const std::string& checkpoint, const TrainOptions& cli, const std::set<std::string>& given,
-                        TrainHooks hooks) {
+                        TrainHooks hooks, const dist::World& world) {
   const std::string path = resolve_checkpoint(checkpoint);
   StateDict sd = load_checkpoint(path);
   auto meta = [&](const char* key) {
@@ -283,6 +330,7 @@ Trainer Trainer::resume(const std::string& checkpoint, const TrainOptions& cli, 
          "weights with --init-from");
   Trainer tr;
   tr.hooks_ = std::move(hooks);
+  tr.world_ = world;
   tr.opt_ = merge_resume_options(TrainOptions::from_json(meta("args")), cli, given, run_dir_of(path));
   tr.opt_.validate();
   int64_t step = 0;
@@ -315,59 +363,78 @@ Trainer Trainer::resume(const std::string& checkpoint, const TrainOptions& cli, 
   rng.cpu = sd.at("train.rng.cpu");
   if (const auto* d = sd.find("train.rng.cuda")) rng.device = *d;
   restore_rng(rng, tr.device_);
-  truncate_log((fs::path(tr.opt_.results_dir) / "log.jsonl").string(), step);
-  remove_stale_temporaries(tr.opt_.results_dir);
+  tr.sync_replicas();
+  tr.prepare_results_dir(step);
   return tr;
 }
 
 void Trainer::train_step() {
   const int64_t s = step_ + 1;
   if (hooks_.before_step) hooks_.before_step(s, model_);
-  const auto idx = torch::tensor(sampler_->batch(step_), torch::kLong);
+  const auto batch = sampler_->batch(step_);  // the global batch, in interval order
+  const auto mine = dist::shard_range(static_cast<int64_t>(batch.size()), world_.rank(), world_.size());
+  const auto idx = torch::tensor(std::vector<int64_t>(batch.begin() + mine.begin, batch.begin() + mine.end), torch::kLong);
   adamw_->zero_grad();
   StepOptions so;
   so.device = device_;
   so.min_snr_gamma = opt_.min_snr_gamma;
+  so.seed = opt_.seed;
+  so.step = s;
+  so.label_dropout = label_dropout_;
+  so.segments = segments_;
   so.before_forward = [&](const MicroBatch& mb) {
     if (hooks_.on_micro_batch)
-      hooks_.on_micro_batch({s, mb.interval, mb.iv->t_begin, mb.iv->t_end, mb.iv->batch, mb.iv->grid,
+      hooks_.on_micro_batch({s, mb.interval, mb.iv->t_begin, mb.iv->t_end, mb.segment->count, mb.iv->grid,
                              mb.t.min().item<int64_t>(), mb.t.max().item<int64_t>()});
   };
+  std::string bad;  // this rank's first non-finite micro-batch
   so.before_backward = [&](const MicroBatch& mb) {
-    if (std::isfinite(mb.weighted_loss)) return;
+    if (!bad.empty() || std::isfinite(mb.weighted_loss)) return;
     const auto& iv = *mb.iv;
     std::ostringstream os;
     os << "the loss is not finite (" << mb.weighted_loss << ") at step " << s << " (t in [" << iv.t_begin << ", "
        << iv.t_end << ")";
     if (!iv.grid.empty()) os << ", grid " << iv.grid.str();
-    os << "); training stopped. ";
-    if (last_checkpoint_.empty()) os << "No checkpoint of this run had been written yet. ";
-    else os << "The last good checkpoint is " << last_checkpoint_ << ". ";
-    os << "Try a lower --lr or --grad-clip 1.";
-    fail(os.str());
+    os << ")";
+    bad = os.str();
   };
-  const auto L = accumulate_gradients(model_, *diffusion_, intervals_, data_.index_select(0, idx),
-                                      data_cond_.index_select(idx), so);
+  const auto local = accumulate_gradients(model_, *diffusion_, intervals_, data_.index_select(0, idx),
+                                          data_cond_.index_select(idx), so);
+  // The global means; a non-finite one is seen by every rank, so all stop together.
+  const auto L = world_.allreduce(std::vector<double>{local.loss, local.mse, local.vb});
+  if (!std::isfinite(L[0])) stop_nonfinite(s, bad);
+  std::vector<torch::Tensor> params;
+  for (const auto& [name, p] : adamw_->params()) params.push_back(p);
+  dist::sum_gradients(world_, params);
   if (opt_.grad_clip > 0) {
     const double norm = clip_grad_norm(adamw_->params(), opt_.grad_clip);
-    if (!std::isfinite(norm))
+    if (!std::isfinite(norm))  // the same summed gradients everywhere: every rank stops here
       fail("the gradient norm is ", norm, " at step ", s, "; training stopped. Last good checkpoint: ",
            last_checkpoint_.empty() ? std::string("none yet") : last_checkpoint_);
   }
   adamw_->step();
   ema_update(ema_.module(), model_.module(), opt_.ema_decay);
   step_ = s;
-  log_loss_ += L.loss, log_mse_ += L.mse, log_vb_ += L.vb, ++log_steps_;
+  log_loss_ += L[0], log_mse_ += L[1], log_vb_ += L[2], ++log_steps_;
   if (hooks_.on_step) {
-    StepStats st{s, L.loss, L.mse, L.vb, 0.0, opt_.lr};
+    StepStats st{s, L[0], L[1], L[2], 0.0, opt_.lr};
     hooks_.on_step(st);
   }
 }
 
+void Trainer::stop_nonfinite(int64_t step, const std::string& local_reason) {
+  const auto v = world_.agree_stop(local_reason);
+  std::ostringstream os;
+  if (!v.stop) os << "the loss is not finite at step " << step;
+  else os << (world_.is_distributed() ? v.message() : v.reason);
+  os << "; training stopped. ";
+  if (last_checkpoint_.empty()) os << "No checkpoint of this run had been written yet. ";
+  else os << "The last good checkpoint is " << last_checkpoint_ << ". ";
+  os << "Try a lower --lr or --grad-clip 1.";
+  fail(os.str());
+}
+
 void Trainer::run() {
-  std::error_code ec;
-  fs::create_directories(fs::path(opt_.results_dir) / "checkpoints", ec);
-  if (ec) fail("cannot create '", opt_.results_dir, "/checkpoints': ", ec.message());
   double interval_secs = 0;
   int64_t last_saved = last_checkpoint_.empty() ? -1 : step_;
   while (step_ < opt_.steps) {
@@ -379,20 +446,27 @@ void Trainer::run() {
       const double n = static_cast<double>(log_steps_);
       StepStats st{step_, log_loss_ / n, log_mse_ / n, log_vb_ / n, interval_secs > 0 ? n / interval_secs : 0.0,
                    opt_.lr};
-      log_line(st);
+      on_root([&] { log_line(st); });
       if (hooks_.on_log) hooks_.on_log(st);
       log_loss_ = log_mse_ = log_vb_ = 0;
       log_steps_ = 0;
       interval_secs = 0;
     }
     if ((opt_.ckpt_every > 0 && step_ % opt_.ckpt_every == 0) || last) {
-      save_checkpoint(checkpoint_file(opt_.results_dir, step_));
+      write_checkpoint();
       last_saved = step_;
     }
-    if (opt_.sample_every > 0 && step_ % opt_.sample_every == 0) write_sample_grid();
+    if (opt_.sample_every > 0 && step_ % opt_.sample_every == 0) on_root([&] { write_sample_grid(); });
   }
-  if (last_saved != step_) save_checkpoint(checkpoint_file(opt_.results_dir, step_));
-  if (!opt_.export_path.empty()) export_weights(opt_.export_path);
+  if (last_saved != step_) write_checkpoint();
+  if (!opt_.export_path.empty()) on_root([&] { export_weights(opt_.export_path); });
+}
+
+// Rank 0 writes; a failed write stops every rank, each naming the last good checkpoint.
+void Trainer::write_checkpoint() {
+  const std::string path = checkpoint_file(opt_.results_dir, step_);
+  on_root([&] { save_checkpoint(path); });
+  last_checkpoint_ = path;
 }
 
 void Trainer::log_line(const StepStats& s) const {
@@ -425,6 +499,7 @@ void Trainer::save_checkpoint(const std::string& path) {
   sd.metadata["step"] = std::to_string(step_);
   sd.metadata["args"] = opt_.to_json();
   sd.metadata["sampling"] = sampling_json();
+  sd.metadata["world_size"] = std::to_string(world_.size());
   std::error_code ec;
   fs::create_directories(fs::path(path).parent_path(), ec);
   ::sdit::save_checkpoint(path, sd);
@@ -488,6 +563,11 @@ std::string Trainer::describe() const {
   if (opt_.min_snr_gamma > 0) os << ", Min-SNR-" << opt_.min_snr_gamma;
   if (opt_.grad_clip > 0) os << ", grad clip " << opt_.grad_clip;
   os << "\n";
+  if (world_.is_distributed()) {
+    os << "ranks:     " << world_.describe() << "; this rank runs";
+    for (const auto& seg : segments_) os << " " << seg.count << " of interval " << seg.interval;
+    os << "\n";
+  }
   os << "steps:     " << step_ << " -> " << opt_.steps << " on " << opt_.device << ", results in " << opt_.results_dir;
   return os.str();
 }

@@ -4,11 +4,15 @@
 // micro-batch per timestep interval at that interval's sparse grid and accumulates the gradients.
 // The model may be of any family (models/registry.h); the data gives its size and classes.
 //
-// Reproducibility contract: all randomness of a step comes, in a fixed order, from the default
-// generators (train/step.h: per micro-batch t = randint, noise = randn on the CPU generator, then
-// the label dropout rand inside the model, on the training device's generator), and the data
-// order is a function of (seed, step). A checkpoint stores the generators' states, so resuming replays the
-// uninterrupted run bit for bit. Sample grids run under a saved-and-restored generator state.
+// Reproducibility contract: every random draw of a step (t, noise, label dropout) is keyed on
+// (seed, step, sample) (train/step.h), and the data order is a function of (seed, step), so resuming
+// replays the uninterrupted run bit for bit at the same world size, and equally up to float rounding
+// at another one. Sample grids run under a saved-and-restored generator state.
+//
+// Data parallelism (docs/distributed.md §8.2): every rank holds the model, the optimiser and the
+// EMA; the parameters are broadcast from rank 0 at the start; each rank runs its contiguous share of
+// the interval-ordered global batch (shard_intervals) and the gradients are summed over the ranks.
+// Rank 0 alone writes logs, grids and checkpoints; every stop decision is taken by all ranks.
 //
 // Checkpoint layout (one safetensors file, written atomically):
 //   <name>                    EMA weights under the plain model names (what `sparsedit sample` loads)
@@ -16,7 +20,8 @@
 //   train.opt.{exp_avg,exp_avg_sq,step}.<name>   AdamW state
 //   train.rng.cpu, train.rng.cuda                generator states (uint8)
 //   metadata: config/family/layout (the model's), step, args (TrainOptions JSON),
-//             sampling (recommended settings for `sparsedit sample`), format
+//             sampling (recommended settings for `sparsedit sample`), format, world_size (information:
+//             any world size may resume)
 #include <torch/torch.h>
 
 #include <functional>
@@ -28,6 +33,7 @@
 
 #include "diffusion/density_schedule.h"
 #include "diffusion/gaussian_diffusion.h"
+#include "dist/world.h"
 #include "models/model.h"
 #include "train/batching.h"
 #include "train/optim.h"
@@ -61,10 +67,12 @@ struct TrainHooks {
 
 class Trainer {
  public:
-  static Trainer start(const TrainOptions& opt, TrainHooks hooks = {});
+  // world: the ranks training together (default: this process alone). Every rank calls the same
+  // functions in the same order.
+  static Trainer start(const TrainOptions& opt, TrainHooks hooks = {}, const dist::World& world = {});
   // checkpoint: a file or a run/checkpoints folder (its newest file). See merge_resume_options.
   static Trainer resume(const std::string& checkpoint, const TrainOptions& cli, const std::set<std::string>& given,
-                        TrainHooks hooks = {});
+                        TrainHooks hooks = {}, const dist::World& world = {});
 
   // Trains until options().steps, writing checkpoints, log lines and grids on schedule, and a
   // final checkpoint (and --export file). A non-finite loss stops it with sdit::Error; the files
@@ -92,13 +100,21 @@ class Trainer {
   Model model_from_init();
   Model model_from_scratch();
   void setup();
+  void sync_replicas();
+  void prepare_results_dir(int64_t keep_log_until);
+  void on_root(const std::function<void()>& fn);
   void train_step();
+  [[noreturn]] void stop_nonfinite(int64_t step, const std::string& local_reason);
+  void write_checkpoint();
   void log_line(const StepStats& s) const;
   void write_sample_grid();
   void message(const std::string& m) const;
 
   TrainOptions opt_;
   TrainHooks hooks_;
+  dist::World world_;
+  double label_dropout_ = 0;
+  std::vector<Segment> segments_;  // this rank's share of every step's global batch
   torch::Device device_{torch::kCPU};
   torch::Tensor data_;       // (N, ...) training inputs, CPU
   Conditioning data_cond_;   // their conditioning rows (class labels), CPU

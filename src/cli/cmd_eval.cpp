@@ -91,10 +91,16 @@ void extract(const EvalArgs& a, Side& s, Extractors& ex, const torch::Device& de
     s.stats = s.input.stats;
     return;
   }
-  const int64_t n = s.input.images.size(0);
-  if (n < world.size()) fail("'", s.input.source, "' holds ", n, " images, fewer than the ", world.size(), " ranks");
-  const auto mine = dist::shard_range(n, world.rank(), world.size());
-  const auto images = s.input.images.narrow(0, mine.begin, mine.size());
+  // Whole feature batches per rank, cut where one process cuts them: the networks see the same
+  // batches, so the features are bit-identical to one process's and only the float64 sums differ.
+  const int64_t n = s.input.images.size(0), per_batch = a.features == "inception" ? std::min<int64_t>(a.batch, 64) : a.batch;
+  const int64_t batches = (n + per_batch - 1) / per_batch;
+  if (batches < world.size())
+    fail("'", s.input.source, "' holds ", batches, " feature batches of ", per_batch, " images, fewer than the ",
+         world.size(), " ranks; lower --batch-size");
+  const auto mine = dist::shard_range(batches, world.rank(), world.size());
+  const int64_t begin = mine.begin * per_batch, end = std::min(n, mine.end * per_batch);
+  const auto images = s.input.images.narrow(0, begin, end - begin);
   if (a.features == "adm-stats")
     fail("--features adm-stats compares statistics files (mu, sigma), but '", s.input.source,
          "' holds images; use --features inception --inception WEIGHTS for Inception-v3 features");
@@ -104,7 +110,7 @@ void extract(const EvalArgs& a, Side& s, Extractors& ex, const torch::Device& de
       log.stage("loaded FID Inception-v3 from " + a.inception);
     }
     // ADM's evaluator runs Inception 64 images at a time; 299x299 activations need no more.
-    const auto local = inception_features(*ex.inception, images, std::min<int64_t>(a.batch, 64), device);
+    const auto local = inception_features(*ex.inception, images, per_batch, device);
     s.stats = feature_stats(world, local);
     s.features = world.all_gather_rows(local);
     log.stage("Inception features of " + s.input.source);

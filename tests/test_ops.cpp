@@ -163,6 +163,16 @@ torch::Tensor ref_per_sequence(const torch::Tensor& q, const torch::Tensor& kv, 
   return out;
 }
 
+// Sparse-gen and recovery attention: frame by frame while the frames are kept, across the whole
+// sample when the sparse grid pools the frames too (joint spatio-temporal pooling).
+torch::Tensor ref_cross(const torch::Tensor& q, const torch::Tensor& kv, const Grid& qg, const Grid& kg,
+                        const std::function<torch::Tensor(torch::Tensor, torch::Tensor)>& fn) {
+  if (qg.frames == kg.frames) return ref_per_sequence(q, kv, qg, kg, BlockAxis::Spatial, fn);
+  std::vector<torch::Tensor> out;
+  for (int64_t b = 0; b < q.size(0); ++b) out.push_back(fn(q[b].unsqueeze(0), kv[b].unsqueeze(0))[0]);
+  return torch::stack(out);
+}
+
 torch::Tensor lin(const torch::nn::LinearImpl& l, const torch::Tensor& x) { return torch::matmul(x, l.weight.t()) + l.bias; }
 torch::Tensor lin(const torch::nn::Linear& l, const torch::Tensor& x) { return lin(*l, x); }
 
@@ -198,7 +208,7 @@ torch::Tensor ref_block(AdaLNZeroBlockImpl& blk, const Tensors& in, const BlockC
     case TokenMixer::SparseGen: {
       const auto& dense = in[1];
       auto q = lin(blk.cross_attn->q, mod(x, 0)), kv = lin(blk.cross_attn->kv, mod(dense, 0));
-      mixed = ref_per_sequence(q, kv, ctx.sparse, ctx.dense, BlockAxis::Spatial, [&](torch::Tensor a, torch::Tensor b) {
+      mixed = ref_cross(q, kv, ctx.sparse, ctx.dense, [&](torch::Tensor a, torch::Tensor b) {
         auto r = b.split(C, -1);
         return ref_attention(a, r[0], r[1], o.heads);
       });
@@ -209,7 +219,7 @@ torch::Tensor ref_block(AdaLNZeroBlockImpl& blk, const Tensors& in, const BlockC
       const auto& dense = in[1];
       auto merged = lin(blk.merged_layer1, ref_upsample(x, ctx.sparse, ctx.dense)) + lin(blk.merged_layer2, dense);
       auto q = lin(blk.cross_attn->q, mod(merged, 0)), kv = lin(blk.cross_attn->kv, mod(x, 0));
-      mixed = ref_per_sequence(q, kv, ctx.dense, ctx.sparse, BlockAxis::Spatial, [&](torch::Tensor a, torch::Tensor b) {
+      mixed = ref_cross(q, kv, ctx.dense, ctx.sparse, [&](torch::Tensor a, torch::Tensor b) {
         auto r = b.split(C, -1);
         return ref_attention(a, r[0], r[1], o.heads);
       });
@@ -274,6 +284,12 @@ const std::vector<BlockCase>& block_cases() {
       {"sparse-gen 2 frames 5x4 -> 3x2", TokenMixer::SparseGen, BlockAxis::Spatial, {2, 5, 4}, {2, 3, 2}},
       {"recovery 2x3 -> 6x9", TokenMixer::Recovery, BlockAxis::Spatial, {1, 6, 9}, {1, 2, 3}},
       {"recovery 2 frames 3x2 -> 5x4", TokenMixer::Recovery, BlockAxis::Spatial, {2, 5, 4}, {2, 3, 2}},
+      // Latte: temporal blocks over the frames at each location of a pooled (sparse) grid, and the
+      // joint spatio-temporal pooling of SparseDiT-Latte (frames 4 -> 2).
+      {"attention temporal at 3x2 sparse locations, 4 frames", TokenMixer::Attention, BlockAxis::Temporal, {4, 3, 2},
+       {4, 3, 2}},
+      {"sparse-gen joint 4 frames 4x6 -> 2 frames 2x3", TokenMixer::SparseGen, BlockAxis::Spatial, {4, 4, 6}, {2, 2, 3}},
+      {"recovery joint 2 frames 2x3 -> 4 frames 4x6", TokenMixer::Recovery, BlockAxis::Spatial, {4, 4, 6}, {2, 2, 3}},
   };
   return cases;
 }
@@ -295,6 +311,44 @@ BlockContext block_ctx(const BlockCase& c, const torch::Tensor& cond) {
   ctx.dense = c.dense;
   ctx.sparse = c.sparse;
   return ctx;
+}
+
+// One SDTM of SparseDiT-Latte in the order the trunk runs it, 2 samples of 3 non-square frames:
+// pool each frame 5x4 -> 3x2, sparse-gen (spatial), a temporal block over the frames at each sparse
+// location, recovery (spatial). The reference chains the plain formulas.
+OpCase sdtm_chain_case() {
+  const Grid dense{3, 5, 4}, sparse{3, 3, 2};
+  auto blocks = [](torch::Dtype dtype, torch::Device device) {
+    std::vector<std::shared_ptr<AdaLNZeroBlockImpl>> b = {make_block(TokenMixer::SparseGen, BlockAxis::Spatial),
+                                                         make_block(TokenMixer::Attention, BlockAxis::Temporal),
+                                                         make_block(TokenMixer::Recovery, BlockAxis::Spatial)};
+    for (auto& x : b) x->to(device, dtype);
+    return b;
+  };
+  auto context = [=](const torch::Tensor& c) {
+    BlockContext ctx;
+    ctx.c = c;
+    ctx.dense = dense;
+    ctx.sparse = sparse;
+    return ctx;
+  };
+  return {"SDTM chain: 2 x 3 frames 5x4, gen -> temporal at 3x2 sparse locations -> recovery",
+          [=] { return Tensors{torch::randn({2, dense.tokens(), 16}, kF64), torch::randn({2, 16}, kF64)}; },
+          [=](const Tensors& t) {
+            auto b = blocks(t[0].scalar_type(), t[0].device());
+            const auto ctx = context(t[1]);
+            auto s = b[0]->forward_gen(pool_tokens(t[0], dense, sparse), t[0], ctx);
+            s = b[1]->forward(s, sparse, ctx);
+            return b[2]->forward_recovery(s, t[0], ctx);
+          },
+          [=](const Tensors& t) {
+            auto b = blocks(torch::kDouble, torch::kCPU);
+            const auto ctx = context(t[1]);
+            auto s = ref_block(*b[0], {ref_pool(t[0], dense, sparse), t[0]}, ctx, dense);
+            s = ref_block(*b[1], {s}, ctx, sparse);
+            return ref_block(*b[2], {s, t[0]}, ctx, dense);
+          },
+          1e-5};
 }
 
 std::vector<OpCase> op_cases() {
@@ -362,6 +416,7 @@ std::vector<OpCase> op_cases() {
                      },
                      1e-5});
   }
+  cases.push_back(sdtm_chain_case());
   return cases;
 }
 
@@ -373,7 +428,7 @@ std::vector<torch::Device> devices() {
 
 TEST(Ops, EveryOpMatchesItsPlainFormula) {
   const auto cases = op_cases();
-  ASSERT_EQ(cases.size(), 4u + 2 * 4 + 3 + block_cases().size());  // the table is what it says
+  ASSERT_EQ(cases.size(), 4u + 2 * 4 + 3 + block_cases().size() + 1);  // the table is what it says
   int checked = 0;
   for (auto& c : cases) {
     torch::manual_seed(1);

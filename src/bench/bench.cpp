@@ -96,8 +96,7 @@ class ModelPool {
       SpecOverrides o;
       o.height = o.width = input_size;
       t.spec = family(src_.spec.family).apply_overrides(src_.spec, o);
-      const int64_t depth = t.spec.config.value("depth", int64_t{0});
-      if (!full_density) t.spec.layout = src_.layout ? *src_.layout : SparseLayout::default_for_depth(depth);
+      if (!full_density) t.spec.layout = src_.layout ? *src_.layout : default_layout(t.spec);
     }
     t.latent = family(t.spec.family).latent(t.spec);
     t.dense = t.latent.grid();

@@ -31,7 +31,7 @@ struct BenchArgs {
   std::string train_intervals = "stages";
   bool random_weights = false, cfg = false, json = false, csv = false, md = false, quiet = false, train = false;
   int reps = 3, warmup = 1;
-  int64_t num_heads = 0, hidden_size = 0, depth = 0, patch_size = 0;
+  int64_t num_heads = 0, hidden_size = 0, depth = 0, patch_size = 0, frames = 0, temporal_pool = 0;
   uint64_t seed = 0;
 };
 
@@ -56,8 +56,8 @@ BenchModelSource resolve_source(const BenchArgs& a) {
   if (a.num_heads > 0) s.load.num_heads = a.num_heads;
   const bool custom = a.hidden_size > 0 || a.depth > 0 || a.patch_size > 0;
   if (!a.ckpt.empty()) {
-    if (custom || !a.layout.empty())
-      fail("bench: --hidden-size/--depth/--patch-size/--layout shape a --model; a checkpoint has its own");
+    if (custom || !a.layout.empty() || a.frames > 0)
+      fail("bench: --hidden-size/--depth/--patch-size/--layout/--frames shape a --model; a checkpoint has its own");
     s.name = a.ckpt;
     s.ckpt = a.ckpt;
     return s;
@@ -74,6 +74,7 @@ BenchModelSource resolve_source(const BenchArgs& a) {
   if (a.depth > 0) o.depth = a.depth;
   if (a.patch_size > 0) o.patch_size = a.patch_size;
   if (a.num_heads > 0) o.num_heads = a.num_heads;
+  if (a.frames > 0) o.frames = a.frames;
   s.spec = family(s.spec.family).apply_overrides(s.spec, o);
   if (custom) {
     std::ostringstream os;
@@ -229,6 +230,8 @@ void run(const BenchArgs& a) {
   const auto batches = parse_int_list(a.batches, "--batch-size");
   std::vector<std::string> densities = a.densities;
   if (densities.empty()) densities = {"full", kDefaultDensity};  // the paper's headline comparison
+  for (auto& d : densities)
+    if (d != "full") d = with_temporal_pool(d, a.temporal_pool);
 
   std::vector<BenchCase> cases;
   for (const int64_t s : sides)
@@ -261,7 +264,8 @@ void run(const BenchArgs& a) {
 void register_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   auto* c = app.add_subcommand("bench", "Time DiT / SparseDiT sampling forwards per size, density, batch and threads");
-  auto* model = c->add_option("--model", a->model, "Published config DiT-S/2 ... DiT-XL/8 (needs --random-weights)");
+  auto* model = c->add_option("--model", a->model,
+                              "Published config DiT-S/2 ... DiT-XL/8, Latte-S/2 ... Latte-XL/8 (needs --random-weights)");
   auto* ckpt = c->add_option("-m,--ckpt", a->ckpt, "Checkpoint to bench (a dense one only runs `full`)");
   model->excludes(ckpt);
   c->add_flag("--random-weights", a->random_weights,
@@ -292,7 +296,9 @@ void register_bench(CLI::App& app) {
   c->add_option("--hidden-size", a->hidden_size, "Custom width for --model (e.g. tiny test models)");
   c->add_option("--depth", a->depth, "Custom depth for --model");
   c->add_option("--patch-size", a->patch_size, "Custom patch size for --model");
-  c->add_option("--layout", a->layout, "SparseDiT layout P:SxG,N,R,D:T for --model (default by depth)");
+  c->add_option("--layout", a->layout, "SparseDiT layout P:SxG,N,R,D:T for --model (default: the family's by depth)");
+  c->add_option("--frames", a->frames, "Video frames for --model (Latte: 16 by default)");
+  c->add_option("--temporal-pool", a->temporal_pool, "Video SparseDiT: pool the frames K:1 too (appends /tK to densities)");
   c->add_option("-s,--seed", a->seed, "Seed for weights and inputs")->capture_default_str();
   c->add_flag("-q,--quiet", a->quiet, "No progress on stderr");
   c->callback([a] { run(*a); });

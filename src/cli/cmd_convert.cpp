@@ -37,10 +37,11 @@ void run_convert(const ConvertArgs& a) {
     return;
   }
   const int64_t depth = spec.config.value("depth", int64_t{0});
-  const auto layout = a.layout.empty() ? SparseLayout::default_for_depth(depth) : SparseLayout::parse(a.layout, depth);
+  const auto layout = a.layout.empty() ? default_layout(spec) : SparseLayout::parse(a.layout, depth);
   auto r = convert_dense_to_sparse(sd, spec.config.value("hidden_size", int64_t{0}), depth, layout);
   ModelSpec sparse = spec;
   sparse.layout = layout;
+  detect_spec(r.sparse, lo);  // the family refuses layouts it cannot build (Latte: gen/recovery on temporal blocks)
   r.sparse.metadata["family"] = display_name(sparse);
   save_checkpoint(a.to, r.sparse);
   if (a.quiet) return;
@@ -61,8 +62,9 @@ void register_convert(CLI::App& app) {
   cmd->add_option("--from", a->from, "input checkpoint (.pt, .safetensors, diffusers folder)")->required();
   cmd->add_option("--to", a->to, "output file (.safetensors or .pt)")->required();
   cmd->add_option("--layout", a->layout,
-                  "SparseDiT layout P:SxG,N,R,D:T (default by depth: 28 -> 2:4x1,3,1,1:2, 24 -> 2:4x1,2,1,1:2, "
-                  "12 -> 1:2x1,2,1,1:1)");
+                  "SparseDiT layout P:SxG,N,R,D:T (default: the family's by depth; DiT 28 -> 2:4x1,3,1,1:2, "
+                  "24 -> 2:4x1,2,1,1:2, 12 -> 1:2x1,2,1,1:1; Latte keeps sparse-gen and recovery on spatial blocks: "
+                  "28 -> 2:4x1,3,1,1:2, 12 -> 2:2x1,1,1,1:2)");
   cmd->add_flag("--format-only", a->format_only, "only rewrite the file in the other format, keep the model as is");
   cmd->add_option("--num-heads", a->num_heads, "head count to record in the output's metadata");
   cmd->add_flag("-q,--quiet", a->quiet, "print nothing but errors");

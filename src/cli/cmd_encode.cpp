@@ -1,4 +1,4 @@
-// sparsedit encode: an ImageFolder tree -> a latent dataset for `sparsedit train --data`.
+// sparsedit encode: an ImageFolder tree, or a folder of video clips, -> a latent dataset for `sparsedit train --data`.
 #include <memory>
 
 #include "cli/commands.h"
@@ -13,6 +13,7 @@ namespace {
 
 struct EncodeArgs {
   EncodeFolderOptions opts;
+  std::string videos;
   std::string vae, device = "cpu";
   int threads = 0;
   bool quiet = false;
@@ -30,21 +31,33 @@ void run_encode(EncodeArgs a) {
     if (!progress) progress = std::make_unique<ProgressBar>("encoding", total, a.quiet);
     progress->update(done);
   };
-  auto r = encode_image_folder(vae, a.opts);
+  const bool video = !a.videos.empty();
+  if (video == !a.opts.images_dir.empty()) fail("encode: give exactly one of --images ROOT or --videos ROOT");
+  if (video) a.opts.images_dir = a.videos;
+  auto r = video ? encode_video_folder(vae, a.opts) : encode_image_folder(vae, a.opts);
   if (progress) progress->finish();
-  log.stage("encoded " + std::to_string(r.images) + " images of " + std::to_string(r.classes.size()) +
-            " classes into " + std::to_string(r.samples) + " samples in " + a.opts.out_dir);
+  log.stage("encoded " + std::to_string(r.images) + (video ? " clips of " : " images of ") +
+            std::to_string(r.classes.size()) + " classes into " + std::to_string(r.samples) + " samples in " +
+            a.opts.out_dir);
   if (r.skipped_files > 0)
-    log.info("ignored " + std::to_string(r.skipped_files) + " files without an image extension");
+    log.info("ignored " + std::to_string(r.skipped_files) + (video ? " entries that are neither clip folders nor videos"
+                                                                   : " files without an image extension"));
 }
 
 }  // namespace
 
 void register_encode(CLI::App& app) {
   auto a = std::make_shared<EncodeArgs>();
-  auto* c = app.add_subcommand("encode", "Encode an ImageFolder tree (ROOT/<class>/<image>) into a latent dataset");
+  auto* c = app.add_subcommand("encode", "Encode an ImageFolder tree (ROOT/<class>/<image>) or a video folder "
+                                         "(ROOT/<class>/<clip>) into a latent dataset");
   c->add_option("--vae", a->vae, "diffusers VAE folder (config.json + diffusion_pytorch_model.safetensors)")->required();
-  c->add_option("--images", a->opts.images_dir, "image root; classes = sorted sub-folder names")->required();
+  c->add_option("--images", a->opts.images_dir, "image root; classes = sorted sub-folder names");
+  c->add_option("--videos", a->videos,
+                "video root ROOT/<class>/<clip>: clips are folders of frames or video files (.mp4 .webm .mkv .avi "
+                ".mov .gif .webp); latents are stored (F, C, h, w) per clip");
+  c->add_option("--frames", a->opts.frames, "video clips: frames per sample")->capture_default_str();
+  c->add_option("--frame-interval", a->opts.frame_interval, "video clips: take every k-th frame from the first")
+      ->capture_default_str();
   c->add_option("--image-size", a->opts.image_size, "ADM centre-crop size in pixels")->capture_default_str();
   c->add_option("-o,--output,--out", a->opts.out_dir, "dataset folder (meta.json + shard_NNNNN.safetensors)")->required();
   c->add_flag("--flip", a->opts.flip, "also store every image mirrored, as an extra sample");

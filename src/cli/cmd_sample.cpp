@@ -10,7 +10,9 @@
 #include "cli/common.h"
 #include "diffusion/pipeline.h"
 #include "data/npz.h"
+#include "cli/video_output.h"
 #include "io/image.h"
+#include "io/video.h"
 #include "io/safetensors.h"
 #include "models/model.h"
 #include "models/vae.h"
@@ -24,10 +26,10 @@ namespace {
 
 struct SampleArgs {
   std::string ckpt, labels = "207,360,387,974,88,979,417,279", steps = "250", sampler = "ddpm", cfg_channels = "3";
-  std::string vae = "none", save_latents, save_npz, output = "sample.png", device = "cpu", density;
+  std::string vae = "none", save_latents, save_npz, output = "sample.png", device = "cpu", density, frames_dir;
   int64_t num_heads = 0, image_size = 0, latent_size = 0, num_classes = 0, batch_size = 0, nrow = 4;
-  int64_t seed = 0;
-  double eta = 0.0, cfg_scale = 4.0;
+  int64_t seed = 0, num_samples = 0, vae_batch = 1, temporal_pool = 0;
+  double eta = 0.0, cfg_scale = 4.0, fps = 8.0;
   int threads = 0;
   bool quiet = false;
   std::map<std::string, CLI::Option*> opts;  // to tell flags the user gave from defaults
@@ -44,33 +46,54 @@ void check_sizes(const SampleArgs& a, const LatentSpec& l) {
     fail("--num-classes ", a.num_classes, " does not match the checkpoint's ", l.num_classes, " classes");
 }
 
-// The conditioning of the samples from the flags: class labels for a class-conditional model.
-Conditioning conditioning_from_flags(const SampleArgs& a, const LatentSpec& l) {
-  Conditioning c;
-  if (l.cond == CondKind::ClassLabel) c.labels = torch::tensor(parse_int_list(a.labels, "class label"), torch::kLong);
-  return c;
+// The conditioning of the samples from the flags: class labels for a class-conditional model
+// (--class-labels a,b,c, or random: drawn with randint after z, --num-samples of them), a count for
+// an unconditional one. The family's defaults stand in for flags the user did not give.
+void conditioning_from_flags(const SampleArgs& a, const Model& model, SamplingRequest& req) {
+  const LatentSpec& l = model.latent();
+  if (a.num_samples < 0) fail("--num-samples must be positive, got ", a.num_samples);
+  if (l.cond != CondKind::ClassLabel) {
+    if (a.given("labels")) fail("--class-labels: this ", model.name(), " is unconditional; use --num-samples N");
+    req.num_samples = a.num_samples > 0 ? a.num_samples : 1;
+    return;
+  }
+  const auto& fam = family(model.spec().family).sampling;
+  const std::string labels = a.given("labels") || fam.class_labels.empty() ? a.labels : fam.class_labels;
+  if (labels == "random") {
+    req.num_samples = a.num_samples > 0 ? a.num_samples : 1;
+    req.after_noise = random_labels_after_noise(l.num_classes);
+    return;
+  }
+  req.cond.labels = torch::tensor(parse_int_list(labels, "class label"), torch::kLong);
+  if (a.num_samples > 0 && a.num_samples != req.cond.labels.size(0))
+    fail("--num-samples ", a.num_samples, " differs from the ", req.cond.labels.size(0), " labels of --class-labels");
 }
 
-std::string labels_text(const SamplingRequest& req) {
-  if (!req.cond.labels.defined()) return "";
-  const auto l = req.cond.labels.to(torch::kCPU);
+std::string labels_text(const SamplingResult& res) {
+  if (!res.cond.labels.defined()) return "";
+  const auto l = res.cond.labels.to(torch::kCPU).contiguous();
   return join(std::vector<int64_t>(l.data_ptr<int64_t>(), l.data_ptr<int64_t>() + l.numel()));
 }
 
 SamplingRequest make_request(const SampleArgs& a, const Model& model, const torch::Device& device, const Log& log) {
   if (a.cfg_channels != "3" && a.cfg_channels != "all") fail("--cfg-channels must be 3 or all, got '", a.cfg_channels, "'");
   SamplingRequest req;
-  req.cond = conditioning_from_flags(a, model.latent());
+  conditioning_from_flags(a, model, req);
   req.steps = a.steps;
   req.sampler = a.sampler;
   req.eta = a.eta;
-  req.cfg_scale = a.cfg_scale;
-  req.guided_channels = a.cfg_channels == "all" ? -1 : 3;
-  req.density = a.density;
+  const auto& fam = family(model.spec().family).sampling;
+  req.cfg_scale = a.given("cfg_scale") ? a.cfg_scale : fam.cfg_scale;
+  req.guided_channels = a.given("cfg_channels") ? (a.cfg_channels == "all" ? -1 : 3) : fam.guided_channels;
+  req.density = with_temporal_pool(a.density.empty() && a.temporal_pool > 0 ? kDefaultDensity : a.density,
+                                   a.temporal_pool);
+  if (model.latent().cond == CondKind::None && a.given("cfg_scale") && a.cfg_scale != 1.0)
+    log.info("note: " + model.describe() + " is unconditional: it samples without guidance, --cfg-scale is ignored");
   // A checkpoint may recommend sampling settings; explicit flags win.
   std::set<std::string> given;
   for (auto name : {"steps", "sampler", "density", "cfg_channels", "cfg_scale", "eta"})
     if (a.given(name)) given.insert(name);
+  if (a.temporal_pool > 0) given.insert("density");
   for (const auto& w : apply_recommended(model, req, given)) log.info("warning: " + w);
   req.seed = a.seed;
   req.batch_size = a.batch_size;
@@ -97,18 +120,63 @@ SamplingResult sample_with_progress(Model& model, const SamplingRequest& req, bo
   });
 }
 
+std::string parameters_text(const SampleArgs& a, const Model& model, const SamplingRequest& req,
+                            const SamplingResult& res) {
+  std::ostringstream params;
+  params << "model: " << model.describe() << "; ckpt: " << a.ckpt << "; seed: " << a.seed << "; steps: " << req.steps
+         << "; sampler: " << req.sampler << "; cfg_scale: " << req.cfg_scale << " ("
+         << (req.guided_channels < 0 ? "all" : "3") << " channels); density: " << res.density_description;
+  const std::string labels = labels_text(res);
+  if (!labels.empty()) params << "; class_labels: " << labels;
+  return params.str();
+}
+
+// The latents in the model's layout ((n, F, C, H, W) for Latte), with the labels actually used.
+void save_latents(const SampleArgs& a, const SamplingResult& res, Log& log) {
+  StateDict out;
+  out.set("latents", res.samples.contiguous());
+  out.metadata["seed"] = std::to_string(a.seed);
+  const std::string labels = labels_text(res);
+  if (!labels.empty()) out.metadata["class_labels"] = labels;
+  write_safetensors(a.save_latents, out);
+  log.stage("saved latents to " + a.save_latents);
+}
+
+// A video model's outputs: decoded frame by frame, then -o (by extension) and --frames-dir.
+void write_video_samples(const SampleArgs& a, const Model& model, const std::string& params, const SamplingResult& res,
+                 const torch::Device& device, Log& log) {
+  if (!a.save_npz.empty()) fail("--save-npz writes images; for a video model use -o VIDEO or --frames-dir");
+  const bool decode = a.given("output") || !a.frames_dir.empty();
+  if (!decode) return;
+  if (model.latent().latent_space() && a.vae == "none")
+    fail("-o/--frames-dir need --vae DIR to decode this model's latents frame by frame (or use --save-latents)");
+  AutoencoderKL vae{nullptr};
+  if (model.latent().latent_space()) {
+    vae = load_vae(a.vae);
+    vae->to(device);
+  }
+  const auto videos = decode_video_samples(res.samples, model.latent(), vae ? &vae : nullptr, a.vae_batch, device);
+  if (vae) log.stage("decoded " + std::to_string(videos.size(0) * videos.size(1)) + " frames with the VAE in " + a.vae);
+  VideoOutputOptions v;
+  v.output = a.given("output") ? a.output : "";
+  v.frames_dir = a.frames_dir;
+  v.fps = a.fps;
+  v.nrow = a.nrow;
+  v.png_text = {{"parameters", params}};
+  const std::string note = video_output_note(v.output);
+  if (!note.empty()) log.info(note);
+  write_video_outputs(videos, v, log);
+  if (!v.output.empty()) log.stage("wrote " + v.output);
+}
+
 // --save-latents, the decoded images (--vae, or the samples of a pixel-space model), --save-npz, -o.
 void write_outputs(const SampleArgs& a, const Model& model, const SamplingRequest& req, const SamplingResult& res,
                    const torch::Device& device, Log& log) {
-  const std::string labels = labels_text(req);
-  if (!a.save_latents.empty()) {
-    StateDict out;
-    out.set("latents", res.samples.contiguous());
-    out.metadata["seed"] = std::to_string(a.seed);
-    if (!labels.empty()) out.metadata["class_labels"] = labels;
-    write_safetensors(a.save_latents, out);
-    log.stage("saved latents to " + a.save_latents);
-  }
+  if (!a.save_latents.empty()) save_latents(a, res, log);
+  const std::string params = parameters_text(a, model, req, res);
+  if (res.samples.dim() == 5) return write_video_samples(a, model, params, res, device, log);
+  if (!a.frames_dir.empty()) fail("--frames-dir writes the frames of a video model; this ", model.name(), " makes images");
+  if (video_format_of_path(a.output)) fail("-o ", a.output, ": a video needs a video model; ", model.name(), " makes images");
   torch::Tensor images;
   if (a.vae != "none") {
     auto vae = load_vae(a.vae);
@@ -120,16 +188,11 @@ void write_outputs(const SampleArgs& a, const Model& model, const SamplingReques
   }
   if (!a.save_npz.empty()) {
     if (!images.defined()) fail("--save-npz needs decoded images: pass --vae DIR for a latent model");
-    write_npz_images(a.save_npz, images, req.cond.labels.defined() ? req.cond.labels.cpu() : torch::Tensor());
+    write_npz_images(a.save_npz, images, res.cond.labels.defined() ? res.cond.labels.cpu() : torch::Tensor());
     log.stage("wrote " + a.save_npz + " (arr_0 uint8 NHWC, arr_1 labels)");
   }
   if (images.defined()) {
-    std::ostringstream params;
-    params << "model: " << model.describe() << "; ckpt: " << a.ckpt << "; seed: " << a.seed << "; steps: " << req.steps
-           << "; sampler: " << req.sampler << "; cfg_scale: " << req.cfg_scale << " ("
-           << (req.guided_channels < 0 ? "all" : "3") << " channels); density: " << res.density_description;
-    if (!labels.empty()) params << "; class_labels: " << labels;
-    save_image_grid(images, a.nrow, a.output, {{"parameters", params.str()}});
+    save_image_grid(images, a.nrow, a.output, {{"parameters", params}});
     log.stage("wrote " + a.output);
   } else if (a.given("output")) {
     fail("--output needs --vae DIR to decode this model's latents (or use --save-latents)");
@@ -147,15 +210,21 @@ void print_summary(const Model& model, const SamplingRequest& req, const Samplin
   }
   const double wall = res.seconds, n = static_cast<double>(req.samples());
   std::printf("model:      %s\n", model.describe().c_str());
-  std::printf("sampler:    %s, %lld steps (%s), cfg %.3g on %s channels\n", req.sampler.c_str(), (long long)res.steps,
-              req.steps.c_str(), req.cfg_scale, req.guided_channels < 0 ? "all" : "3");
+  if (model.latent().cond == CondKind::None)
+    std::printf("sampler:    %s, %lld steps (%s), unconditional (no guidance)\n", req.sampler.c_str(),
+                (long long)res.steps, req.steps.c_str());
+  else
+    std::printf("sampler:    %s, %lld steps (%s), cfg %.3g on %s channels\n", req.sampler.c_str(), (long long)res.steps,
+                req.steps.c_str(), req.cfg_scale, req.guided_channels < 0 ? "all" : "3");
+  const std::string labels = labels_text(res);
+  if (!labels.empty()) std::printf("labels:     %s\n", labels.c_str());
   std::printf("density:    %s\n", res.density_description.c_str());
   std::printf("grid sides: %s\n", sides.str().c_str());
   std::printf("tokens:     %.1f mean per forward (dense %lld)\n", calls > 0 ? tokens / calls : 0.0,
               (long long)model.grid().tokens());
-  std::printf("GMACs:      %.3f mean per forward of one sample%s\n", res.mean_gmacs,
-              req.cfg_scale != 1.0 ? " (x2 with CFG)" : "");
-  std::printf("wall time:  %.2f s, %.3f img/s, %.3f s/step\n", wall, n / wall,
+  const bool cfg = req.cfg_scale != 1.0 && model.latent().cond != CondKind::None;
+  std::printf("GMACs:      %.3f mean per forward of one sample%s\n", res.mean_gmacs, cfg ? " (x2 with CFG)" : "");
+  std::printf("wall time:  %.2f s, %.3f %s/s, %.3f s/step\n", wall, n / wall, res.samples.dim() == 5 ? "videos" : "img",
               wall / static_cast<double>(res.steps * res.runs));
   const auto peak = compat::cuda_peak_bytes(device);
   if (peak >= 0) std::printf("peak GPU memory: %.1f MiB\n", peak / 1048576.0);
@@ -174,8 +243,8 @@ void run_sample(SampleArgs& a) {
   const SamplingRequest req = make_request(a, model, device, log);
   compat::cuda_reset_peak(device);
   const auto res = sample_with_progress(model, req, a.quiet);
-  log.stage("sampled " + std::to_string(req.samples()) + " images, " + std::to_string(res.steps) + " steps, " +
-            req.sampler);
+  log.stage("sampled " + std::to_string(req.samples()) + (res.samples.dim() == 5 ? " videos, " : " images, ") +
+            std::to_string(res.steps) + " steps, " + req.sampler);
   write_outputs(a, model, req, res, device, log);
   if (!a.quiet) print_summary(model, req, res, device);
 }
@@ -184,26 +253,38 @@ void run_sample(SampleArgs& a) {
 
 void register_sample(CLI::App& app) {
   auto a = std::make_shared<SampleArgs>();
-  auto* c = app.add_subcommand("sample", "Sample images from a DiT or SparseDiT checkpoint (as DiT's sample.py)");
+  auto* c = app.add_subcommand("sample", "Sample images or videos from a checkpoint (as DiT's / Latte's sample.py)");
   auto& o = a->opts;
   o["ckpt"] = c->add_option("-m,--ckpt", a->ckpt, "checkpoint (.pt, .safetensors, diffusers folder)")->required();
   o["num_heads"] = c->add_option("--num-heads", a->num_heads, "attention heads (default from the hidden size)");
   o["image_size"] = c->add_option("--image-size", a->image_size, "image size in pixels (checked against the model)");
   o["latent_size"] = c->add_option("--latent-size", a->latent_size, "latent size (checked against the model)");
   o["num_classes"] = c->add_option("--num-classes", a->num_classes, "number of classes (checked against the model)");
-  o["labels"] = c->add_option("--class-labels", a->labels, "comma-separated class labels")->capture_default_str();
+  o["labels"] = c->add_option("--class-labels", a->labels,
+                               "comma-separated class labels, or random (drawn after the noise; see --num-samples); "
+                               "default: the family's (DiT: these, Latte: random)")->capture_default_str();
+  o["num_samples"] = c->add_option("--num-samples", a->num_samples,
+                                   "samples of an unconditional model, or random labels to draw (default 1)");
   o["seed"] = c->add_option("-s,--seed", a->seed, "random seed")->capture_default_str();
   o["steps"] = c->add_option("--num-sampling-steps,--steps", a->steps, "respacing: 250, ddim50, 10,15,20")->capture_default_str();
   o["sampler"] = c->add_option("--sampler,--sampling-method", a->sampler, "ddpm | ddim | dpm++2m")->capture_default_str();
   o["eta"] = c->add_option("--eta", a->eta, "DDIM eta")->capture_default_str();
-  o["cfg_scale"] = c->add_option("--cfg-scale", a->cfg_scale, "guidance scale; 1 = no guidance")->capture_default_str();
-  o["cfg_channels"] = c->add_option("--cfg-channels", a->cfg_channels, "3 (DiT release) | all")->capture_default_str();
+  o["cfg_scale"] = c->add_option("--cfg-scale", a->cfg_scale,
+                                  "guidance scale; 1 = no guidance (default: the family's, DiT 4, Latte 7)");
+  o["cfg_channels"] = c->add_option("--cfg-channels", a->cfg_channels,
+                                     "3 (DiT release) | all (default: the family's, Latte all)");
   o["density"] = c->add_option("--density", a->density,
                                "SparseDiT token density: full | fixed:S | range:RMIN,RMAX | sides:a,b,c,d | per-step:RMIN,RMAX");
   o["vae"] = c->add_option("--vae", a->vae, "diffusers VAE folder to decode latents, or none")->capture_default_str();
   o["save_latents"] = c->add_option("--save-latents", a->save_latents, "write the conditional latents (tensor 'latents')");
   o["save_npz"] = c->add_option("--save-npz", a->save_npz, "write the images as an ADM-style .npz (arr_0 uint8 NHWC)");
-  o["output"] = c->add_option("-o,--output", a->output, "PNG grid")->capture_default_str();
+  o["output"] = c->add_option("-o,--output", a->output,
+                               "PNG grid; for a video model also .mp4 (H.264), .webp or .gif (animated)")->capture_default_str();
+  o["frames_dir"] = c->add_option("--frames-dir", a->frames_dir, "video models: one PNG per sample and frame here");
+  o["fps"] = c->add_option("--fps", a->fps, "frames per second of a video output")->capture_default_str();
+  o["vae_batch"] = c->add_option("--vae-batch", a->vae_batch, "video frames per VAE decode")->capture_default_str();
+  o["temporal_pool"] = c->add_option("--temporal-pool", a->temporal_pool,
+                                     "SparseDiT video models: pool frames K:1 too (appends /tK to the density)");
   o["nrow"] = c->add_option("--nrow", a->nrow, "images per row of the grid")->capture_default_str();
   o["threads"] = c->add_option("-t,--threads", a->threads, "CPU threads (default: libtorch's)");
   o["device"] = c->add_option("--device", a->device, "cpu | cuda")->capture_default_str();

@@ -23,6 +23,12 @@ std::string shard_name(size_t i) {
   return buf;
 }
 
+// (n, ...shape)
+bool has_sample_shape(const torch::Tensor& t, const std::vector<int64_t>& shape) {
+  const auto sizes = t.sizes().vec();
+  return sizes.size() == shape.size() + 1 && std::equal(shape.begin(), shape.end(), sizes.begin() + 1);
+}
+
 bool is_dataset_file(const std::string& name) {
   return name == "meta.json" || (name.rfind("shard_", 0) == 0 && name.size() > 12 &&
                                  name.compare(name.size() - 12, 12, ".safetensors") == 0);
@@ -56,8 +62,8 @@ LatentDataset LatentDataset::open(const std::string& dir) {
   } catch (const nlohmann::json::exception& e) {
     fail("'", meta_path, "' is missing a field or has a wrong type: ", e.what());
   }
-  if (shape.size() != 3 || shape[0] <= 0 || shape[1] <= 0 || shape[2] <= 0)
-    fail("'", meta_path, "': latent_shape must be [C, h, w], got ", shape_str(shape));
+  if ((shape.size() != 3 && shape.size() != 4) || std::any_of(shape.begin(), shape.end(), [](int64_t d) { return d <= 0; }))
+    fail("'", meta_path, "': latent_shape must be [C, h, w] or [F, C, h, w], got ", shape_str(shape));
   if (ds.num_classes <= 0) fail("'", meta_path, "': num_classes must be positive");
   if (!ds.classes.empty() && int64_t(ds.classes.size()) != ds.num_classes)
     fail("'", meta_path, "': ", ds.classes.size(), " class names for num_classes ", ds.num_classes);
@@ -72,9 +78,9 @@ LatentDataset LatentDataset::open(const std::string& dir) {
     const auto* l = sd.find("latents");
     const auto* y = sd.find("labels");
     if (!l || !y) fail("dataset shard '", path, "' must hold tensors 'latents' and 'labels'");
-    if (l->dim() != 4 || l->size(1) != shape[0] || l->size(2) != shape[1] || l->size(3) != shape[2])
-      fail("dataset shard '", path, "': latents have shape ", shape_str(l->sizes().vec()), ", meta.json says [n, ",
-           shape[0], ", ", shape[1], ", ", shape[2], "]");
+    if (!has_sample_shape(*l, shape))
+      fail("dataset shard '", path, "': latents have shape ", shape_str(l->sizes().vec()), ", meta.json says [n] + ",
+           shape_str(shape));
     if (y->dim() != 1 || y->size(0) != l->size(0))
       fail("dataset shard '", path, "': labels have shape ", shape_str(y->sizes().vec()), " for ", l->size(0), " latents");
     if (!torch::isFloatingType(l->scalar_type())) fail("dataset shard '", path, "': latents must be floating point");
@@ -94,7 +100,8 @@ LatentDataset LatentDataset::open(const std::string& dir) {
 
 LatentDatasetWriter::LatentDatasetWriter(std::string dir, Options opts, bool overwrite)
     : dir_(std::move(dir)), opts_(std::move(opts)) {
-  if (opts_.latent_shape.size() != 3) fail("dataset writer: latent shape must be [C, h, w]");
+  if (opts_.latent_shape.size() != 3 && opts_.latent_shape.size() != 4)
+    fail("dataset writer: latent shape must be [C, h, w] or [F, C, h, w]");
   if (opts_.classes.empty()) fail("dataset writer: no classes");
   if (opts_.shard_size <= 0) fail("shard size must be positive, got ", opts_.shard_size);
   std::error_code ec;
@@ -119,10 +126,9 @@ LatentDatasetWriter::LatentDatasetWriter(std::string dir, Options opts, bool ove
 
 void LatentDatasetWriter::add(const torch::Tensor& latents, const torch::Tensor& labels) {
   if (finished_) fail("dataset writer: add after finish");
-  const auto& s = opts_.latent_shape;
-  if (latents.dim() != 4 || latents.size(1) != s[0] || latents.size(2) != s[1] || latents.size(3) != s[2])
-    fail("dataset writer: latents of shape ", shape_str(latents.sizes().vec()), ", expected [n, ", s[0], ", ", s[1],
-         ", ", s[2], "]");
+  if (!has_sample_shape(latents, opts_.latent_shape))
+    fail("dataset writer: latents of shape ", shape_str(latents.sizes().vec()), ", expected [n] + ",
+         shape_str(opts_.latent_shape));
   if (labels.dim() != 1 || labels.size(0) != latents.size(0)) fail("dataset writer: one label per latent expected");
   auto l = latents.detach().to(torch::kCPU, torch::kFloat32);
   auto y = labels.detach().to(torch::kCPU, torch::kInt64);

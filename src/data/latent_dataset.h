@@ -6,6 +6,9 @@
 //                            "image_size", "seed"}
 // DATASET_DIR/shard_NNNNN.safetensors   "latents" (n, 4, h, w) F32, "labels" (n) I64
 //
+// Video datasets (`encode --videos`) store each clip's latents frames first, latent_shape [F, 4, h, w]
+// and "latents" (n, F, 4, h, w): Latte's layout, what a video model takes as one sample.
+//
 // With flip, every image is stored twice, unflipped then mirrored (adjacent samples), each with its
 // own posterior draw: training then sees both orientations without re-encoding, where the
 // reference's RandomHorizontalFlip would pick one at random per epoch.
@@ -22,7 +25,7 @@ struct LatentDataset {
   static LatentDataset open(const std::string& dir);
   int64_t size() const { return latents.defined() ? latents.size(0) : 0; }
 
-  torch::Tensor latents;  // (N, C, h, w) float32
+  torch::Tensor latents;  // (N, C, h, w) float32; video: (N, F, C, h, w)
   torch::Tensor labels;   // (N) int64 in [0, num_classes)
   int64_t num_classes = 0;
   std::vector<std::string> classes;
@@ -34,7 +37,7 @@ class LatentDatasetWriter {
  public:
   struct Options {
     std::vector<std::string> classes;
-    std::vector<int64_t> latent_shape;  // {C, h, w}
+    std::vector<int64_t> latent_shape;  // {C, h, w}, or {F, C, h, w} for video clips
     int64_t shard_size = 4096;
     double scale = 0.18215;
     bool flip = false;
@@ -44,7 +47,7 @@ class LatentDatasetWriter {
   // dir is created if needed; it must not already hold a dataset unless overwrite (then the old
   // meta.json and shards are removed first).
   LatentDatasetWriter(std::string dir, Options opts, bool overwrite = false);
-  // latents (n, C, h, w) float, labels (n) integer.
+  // latents (n, ...latent_shape) float, labels (n) integer.
   void add(const torch::Tensor& latents, const torch::Tensor& labels);
   // Flushes the last shard and writes meta.json; returns the number of samples.
   int64_t finish();

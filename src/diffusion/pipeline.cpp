@@ -87,11 +87,40 @@ double mean_gmacs(const Model& model, const DensitySchedule& sched, const std::v
   return sum / static_cast<double>(timesteps.size()) / 1e9;
 }
 
+AfterNoiseFn random_labels_after_noise(int64_t num_classes) {
+  if (num_classes <= 0) fail("random class labels need a class-conditional model");
+  return [num_classes](int64_t, int64_t rows, const torch::Device& device) {
+    Conditioning c;
+    c.labels = torch::randint(0, num_classes, {rows}, torch::TensorOptions().dtype(torch::kLong).device(device));
+    return c;
+  };
+}
+
+namespace {
+
+// The run's conditioning, drawn right after its z: req.after_noise, or req.cond's rows; a family
+// whose script draws labels after z anyway (Latte) consumes that draw so the step noise matches.
+Conditioning run_conditioning(Model& model, const SamplingRequest& req, int64_t first, int64_t rows) {
+  const LatentSpec& spec = model.latent();
+  Conditioning c;
+  if (req.after_noise) {
+    c = req.after_noise(first, rows, req.device);
+  } else {
+    c = req.cond.empty() ? Conditioning{} : req.cond.narrow(first, rows).to(req.device);
+    if (spec.cond == CondKind::ClassLabel && family(model.spec().family).sampling.labels_after_noise)
+      (void)torch::randint(0, spec.num_classes, {rows}, torch::TensorOptions().dtype(torch::kLong).device(req.device));
+  }
+  if (spec.cond != CondKind::None) model.check_conditioning(c, rows);
+  return c;
+}
+
+}  // namespace
+
 SamplingResult run_sampling(Model& model, const SamplingRequest& req, const SamplingProgress& progress) {
   const LatentSpec& spec = model.latent();
   const int64_t n = req.samples();
   if (n <= 0) fail(spec.cond == CondKind::None ? "no samples to draw (--num-samples)" : "nothing to sample");
-  if (spec.cond != CondKind::None) model.check_conditioning(req.cond, n);
+  if (spec.cond != CondKind::None && !req.after_noise) model.check_conditioning(req.cond, n);
   const int64_t H = req.height > 0 ? req.height : spec.height, W = req.width > 0 ? req.width : spec.width;
   const Grid dense = spec.grid(H, W);
   const auto sched = sampling_schedule(model, req.density, dense);
@@ -99,13 +128,15 @@ SamplingResult run_sampling(Model& model, const SamplingRequest& req, const Samp
   DiffusionOptions dopt;
   dopt.respacing = req.steps;
   dopt.learn_sigma = spec.learn_sigma;
+  dopt.channel_axis = spec.channel_axis;
   GaussianDiffusion diffusion(dopt);
   SampleOptions sopt;
   sopt.sampler = req.sampler;
   sopt.eta = req.eta;
   // An unconditional model has nothing to guide: it samples without CFG whatever the scale.
   const bool use_cfg = req.cfg_scale != 1.0 && spec.cond != CondKind::None;
-  const Conditioning uncond_all = !use_cfg ? Conditioning{} : req.uncond ? *req.uncond : model.null_conditioning(req.cond);
+  if (use_cfg && req.uncond && req.uncond->batch() != n)
+    fail("the unconditional branch has ", req.uncond->batch(), " rows for ", n, " samples");
 
   SamplingResult res;
   res.steps = diffusion.num_timesteps();
@@ -133,15 +164,18 @@ SamplingResult run_sampling(Model& model, const SamplingRequest& req, const Samp
   const int64_t chunk = req.batch_size > 0 ? req.batch_size : n;
   res.runs = (n + chunk - 1) / chunk;
   std::vector<torch::Tensor> cond;
+  std::vector<Conditioning> rows;
   const auto start = std::chrono::steady_clock::now();
   for (int64_t s = 0, run = 0; s < n; s += chunk, ++run) {
     const int64_t b = std::min(chunk, n - s);
-    const Conditioning c = req.cond.empty() ? Conditioning{} : req.cond.narrow(s, b).to(req.device);
-    // The reference order: z first, then one randn_like per step; each chunk is one such run.
+    // The reference order: z first, then any conditioning drawn after it, then one randn_like per
+    // step; each chunk is one such run.
     auto z = torch::randn(spec.shape(b, H, W), torch::TensorOptions().device(req.device));
+    const Conditioning c = run_conditioning(model, req, s, b);
+    if (!c.empty()) rows.push_back(c.to(torch::kCPU));
     if (use_cfg) {
       z = torch::cat({z, z}, 0);
-      c_run = Conditioning::cat(c, uncond_all.narrow(s, b).to(req.device));
+      c_run = Conditioning::cat(c, req.uncond ? req.uncond->narrow(s, b).to(req.device) : model.null_conditioning(c));
     } else {
       c_run = c;
     }
@@ -154,6 +188,7 @@ SamplingResult run_sampling(Model& model, const SamplingRequest& req, const Samp
   compat::cuda_synchronize(req.device);
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   res.samples = torch::cat(cond, 0);
+  for (const auto& r : rows) res.cond = res.cond.empty() ? r : Conditioning::cat(res.cond, r);
   return res;
 }
 

@@ -15,6 +15,10 @@
 
 namespace sdit {
 
+// Conditioning drawn after the noise: called once per run (chunk) right after its z is drawn, from
+// the same generator, with the run's first sample and sample count; returns that run's rows.
+using AfterNoiseFn = std::function<Conditioning(int64_t first, int64_t rows, const torch::Device& device)>;
+
 struct SamplingRequest {
   Conditioning cond;                   // one row per sample (labels, text features, ...)
   int64_t num_samples = 0;             // samples of an unconditional model (cond empty); else cond's rows
@@ -29,12 +33,19 @@ struct SamplingRequest {
   int64_t seed = 0;
   int64_t batch_size = 0;              // <= 0: all samples in one run
   torch::Device device = torch::kCPU;
+  // When set, each run's conditioning comes from here instead of `cond` (e.g. random class labels,
+  // drawn with randint after z as Latte's sample.py does); num_samples gives the count.
+  AfterNoiseFn after_noise;
 
   int64_t samples() const { return cond.empty() ? num_samples : cond.batch(); }
 };
 
+// An AfterNoiseFn drawing class labels randint(0, num_classes, (rows,)) on the run's device.
+AfterNoiseFn random_labels_after_noise(int64_t num_classes);
+
 struct SamplingResult {
   torch::Tensor samples;                 // (n, ...) conditional samples in the model's layout, CPU
+  Conditioning cond;                     // the conditioning rows of the samples (drawn ones included), CPU
   std::map<Grid, int64_t> grid_calls;    // sparse grid -> model calls (most tokens first)
   std::string density_description;
   std::vector<int64_t> visited_timesteps;  // original timesteps of one run
@@ -63,6 +74,8 @@ DensitySchedule sampling_schedule(const Model& model, const std::string& density
 double mean_gmacs(const Model& model, const DensitySchedule& sched, const std::vector<int64_t>& original_timesteps);
 
 // Validates conditioning, density and sampler against the model; throws sdit::Error with a clear message.
+// RNG order per run, as the families' sample.py: z, then the conditioning drawn after it (after_noise,
+// or the family's own label draw: SamplingDefaults::labels_after_noise), then one draw per step.
 SamplingResult run_sampling(Model& model, const SamplingRequest& req, const SamplingProgress& progress = {});
 
 }  // namespace sdit

@@ -41,6 +41,9 @@ struct LatentSpec {
   // The dense token grid of an input of that size; throws when the model cannot take that size.
   Grid grid(int64_t height, int64_t width) const;
   Grid grid() const { return grid(height, width); }
+  // Samples in this layout as a batch of single images (B·F, C, H, W), each sample's frames in order;
+  // image samples (4-D) come back as they are.
+  torch::Tensor frames_as_images(const torch::Tensor& x) const;
 };
 
 // All a family needs to build, cost or describe a model without its weights.

@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "models/dit.h"
+#include "models/latte.h"
 #include "util/error.h"
 
 namespace sdit {
@@ -10,7 +11,7 @@ namespace sdit {
 const std::vector<Family>& families() {
   // Order matters where key sets overlap: a family whose checkpoints hold extra distinctive tensors
   // (Latte's temp_embed, PixArt's t_block) must come before DiT, whose test is the most general.
-  static const std::vector<Family> table = {dit_family()};
+  static const std::vector<Family> table = {latte_family(), dit_family()};
   return table;
 }
 
@@ -54,6 +55,12 @@ ModelSpec preset_spec(const std::string& name) {
     all += (all.empty() ? "" : " ") + f.presets;
   }
   fail("unknown model '", name, "'; valid: ", all);
+}
+
+SparseLayout default_layout(const ModelSpec& spec) {
+  const auto& f = family(spec.family);
+  if (f.default_layout) return f.default_layout(spec);
+  return SparseLayout::default_for_depth(spec.config.value("depth", int64_t{0}));
 }
 
 std::string display_name(const ModelSpec& spec) {

@@ -27,6 +27,17 @@ struct SpecOverrides {
   std::optional<int64_t> hidden_size, depth, patch_size, num_heads;
   std::optional<int64_t> height, width;  // latent size
   std::optional<int64_t> in_channels, num_classes;  // what the training data has
+  std::optional<int64_t> frames;                     // video models; an image family refuses frames > 1
+};
+
+// How a family's reference sampling script runs: the CLI's defaults and the pipeline's RNG order.
+struct SamplingDefaults {
+  double cfg_scale = 4.0;        // DiT's sample.py; Latte's UCF101 config uses 7.0
+  int64_t guided_channels = 3;   // DiT's release guides 3 of its 4 eps channels; -1: all (Latte)
+  std::string class_labels;      // the CLI's --class-labels default ("" keeps the CLI's own)
+  // The script draws class labels with randint right after z, from the same generator (Latte's
+  // sample.py), so the per-step noise that follows starts after that draw even when labels are given.
+  bool labels_after_noise = false;
 };
 
 struct Family {
@@ -48,6 +59,10 @@ struct Family {
   std::function<FlopsReport(const ModelSpec&, const Grid& dense, const Grid& sparse)> flops;
   // (label, value) lines for `sparsedit info` and one-line descriptions.
   std::function<std::vector<std::pair<std::string, std::string>>(const ModelSpec&)> describe;
+  // The SparseDiT layout when the user gives none; empty: SparseLayout::default_for_depth. A family
+  // whose blocks constrain where sparse-gen and recovery may sit (Latte: spatial blocks only) sets it.
+  std::function<SparseLayout(const ModelSpec&)> default_layout;
+  SamplingDefaults sampling;
 };
 
 const std::vector<Family>& families();
@@ -61,6 +76,8 @@ const Family& family_of(const StateDict& native);
 ModelSpec detect_spec(const StateDict& native, const LoadOptions& opt = {});
 // "DiT-XL/2", "PixArt-XL/2", ...; throws listing every family's presets.
 ModelSpec preset_spec(const std::string& name);
+// The family's default SparseDiT layout for the spec's depth (Family::default_layout).
+SparseLayout default_layout(const ModelSpec& spec);
 // The family's display name: "DiT" or "SparseDiT" etc.
 std::string display_name(const ModelSpec& spec);
 // One line: "SparseDiT (hidden 64, depth 6, ...)".

@@ -11,10 +11,12 @@
 namespace sdit {
 
 struct EncodeFolderOptions {
-  std::string images_dir;
+  std::string images_dir;      // an ImageFolder tree, or (encode_video_folder) ROOT/<class>/<clip>
   std::string out_dir;
   int64_t image_size = 256;
   bool flip = false;           // also store each image mirrored (see io/latent_dataset.h)
+  int64_t frames = 16;         // videos: frames per clip (Latte: 16)
+  int64_t frame_interval = 1;  // videos: take every k-th frame (Latte's frame_interval)
   uint64_t seed = 0;           // CPU generator for the posterior draws
   int64_t batch_size = 8;
   int64_t shard_size = 4096;
@@ -31,5 +33,10 @@ struct EncodeFolderResult {
 // opts.seed, then moved to the VAE's device: the dataset depends on the seed only, not on the
 // batch size or the device.
 EncodeFolderResult encode_image_folder(AutoencoderKL& vae, const EncodeFolderOptions& opts);
+
+// A video folder (data/video_folder.h) -> a video latent dataset: per clip, `frames` frames
+// frame_interval apart, each centre-cropped and encoded on its own (Latte encodes frame by frame),
+// stored (F, C, h, w). `images` counts clips.
+EncodeFolderResult encode_video_folder(AutoencoderKL& vae, const EncodeFolderOptions& opts);
 
 }  // namespace sdit

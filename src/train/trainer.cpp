@@ -165,7 +165,7 @@ Model Trainer::model_from_init() {
   }();
   const int64_t depth = spec.config.value("depth", int64_t{0});
   if (!spec.sparse() && opt_.sparse) {
-    const auto layout = opt_.layout.empty() ? SparseLayout::default_for_depth(depth) : SparseLayout::parse(opt_.layout, depth);
+    const auto layout = opt_.layout.empty() ? default_layout(spec) : SparseLayout::parse(opt_.layout, depth);
     auto r = convert_dense_to_sparse(sd, spec.config.value("hidden_size", int64_t{0}), depth, layout);
     message("converted the dense " + display_name(spec) + " to layout " + layout.str() + " (" +
             std::to_string(r.missing.size()) + " new tensors W1 = 0, W2 = I; " + std::to_string(r.unexpected.size()) +
@@ -195,14 +195,17 @@ Model Trainer::model_from_scratch() {
   if (opt_.depth) o.depth = opt_.depth;
   if (opt_.patch_size) o.patch_size = opt_.patch_size;
   if (opt_.num_heads) o.num_heads = opt_.num_heads;
-  o.in_channels = data_.size(1);
+  // Video latents are stored frames first, (N, F, C, H, W) (data/latent_dataset.h).
+  const bool video = data_.dim() == 5;
+  o.in_channels = data_.size(video ? 2 : 1);
+  if (video) o.frames = data_.size(1);
   o.height = data_.size(-2);
   o.width = data_.size(-1);
   o.num_classes = num_classes_;
   spec = family(spec.family).apply_overrides(spec, o);
   if (opt_.sparse) {
     const int64_t depth = spec.config.value("depth", int64_t{0});
-    spec.layout = opt_.layout.empty() ? SparseLayout::default_for_depth(depth) : SparseLayout::parse(opt_.layout, depth);
+    spec.layout = opt_.layout.empty() ? default_layout(spec) : SparseLayout::parse(opt_.layout, depth);
   }
   Model m = Model::build(spec);
   m.init_weights();
@@ -227,6 +230,7 @@ void Trainer::setup() {
   ema_.train(false);
   DiffusionOptions dopt;
   dopt.learn_sigma = model_.latent().learn_sigma;
+  dopt.channel_axis = model_.latent().channel_axis;
   diffusion_ = std::make_unique<GaussianDiffusion>(dopt);
   const LatentSpec& latent = model_.latent();
   const int64_t T = diffusion_->num_timesteps();
@@ -460,6 +464,8 @@ void Trainer::write_sample_grid() {
   req.device = device_;
   Model& ema = ema_;
   torch::Tensor images = run_sampling(ema, req).samples;
+  if (images.dim() == 5)  // a video model: the grid shows every sample's first frame
+    images = latent.frames_as_images(images).index_select(0, torch::arange(0, kGridImages * latent.frames, latent.frames));
   if (latent.latent_space()) {
     auto vae = load_vae(opt_.vae);
     torch::NoGradGuard ng;

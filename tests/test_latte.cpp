@@ -10,6 +10,7 @@
 #include <map>
 
 #include "cli_runner.h"
+#include "diffusion/density_schedule.h"
 #include "diffusion/gaussian_diffusion.h"
 #include "io/checkpoint.h"
 #include "io/file_util.h"
@@ -492,4 +493,23 @@ TEST(LatteTrain, EncodesVideoClipsAndFineTunesOnTheirLatents) {
   EXPECT_EQ(s.name(), "SparseDiT-Latte");
   EXPECT_EQ(s.latent().frames, 4);
   EXPECT_EQ(s.latent().cond, CondKind::ClassLabel);  // two classes in the data: extras 2
+}
+
+// Joint spatio-temporal pooling in the density spec: /tK pools the frames F -> ceil(F/K) at every stage.
+TEST(SparseDiTLatte, DensityTemporalPoolSuffixPoolsTheFrames) {
+  const Grid dense{16, 16, 16};
+  const auto s = DensitySchedule::parse("range:0.61,0.86/t4", dense);
+  for (const auto& g : s.stage_grids()) EXPECT_EQ(g.frames, 4);
+  EXPECT_EQ(s.grid_at(999), (Grid{4, 6, 6}));
+  EXPECT_EQ(s.temporal_pool(), 4);
+  EXPECT_NE(s.describe().find("frames pooled 16 -> 4"), std::string::npos) << s.describe();
+  const auto f = DensitySchedule::parse("full/t3", dense);
+  EXPECT_FALSE(f.is_full());  // the frames are pooled: a SparseDiT's job
+  EXPECT_EQ(f.grid_at(0), (Grid{6, 16, 16}));
+  EXPECT_TRUE(DensitySchedule::parse("full", dense).is_full());
+  EXPECT_EQ(DensitySchedule::parse("fixed:4", dense).grid_at(10).frames, 16);  // frames kept by default
+  EXPECT_EQ(with_temporal_pool("fixed:4", 2), "fixed:4/t2");
+  EXPECT_EQ(with_temporal_pool("fixed:4", 1), "fixed:4");
+  for (const char* bad : {"fixed:4/t0", "fixed:4/t17", "fixed:4/tx", "fixed:4/t"})
+    EXPECT_THROW(DensitySchedule::parse(bad, dense), Error) << bad;
 }

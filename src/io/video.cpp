@@ -62,11 +62,11 @@ torch::Tensor checked_frames(const torch::Tensor& frames) {
   return frames.to(torch::kCPU).contiguous();
 }
 
-void check_video_budget(int64_t w, int64_t h, int64_t have, const char* what) {
+void check_video_budget(int64_t w, int64_t h, int64_t have, const char* what, int64_t max_bytes) {
   if (w < 1 || h < 1 || w > kMaxVideoSide || h > kMaxVideoSide)
     fail(what, ": frame size ", w, "x", h, " is outside 1..", kMaxVideoSide);
-  if ((have + 1) * w * h * 3 > kMaxVideoBytes)
-    fail(what, ": more than ", kMaxVideoBytes >> 20, " MiB of decoded frames (", have + 1, " frames of ", w, "x", h, ")");
+  if ((have + 1) * w * h * 3 > max_bytes)
+    fail(what, ": more than ", max_bytes >> 20, " MiB of decoded frames (", have + 1, " frames of ", w, "x", h, ")");
 }
 
 void write_bytes_atomically(const std::string& path, const void* data, size_t size) {
@@ -92,12 +92,12 @@ void write_video(const std::string& path, const torch::Tensor& frames_in, const 
   }
 }
 
-Video read_video_memory(const uint8_t* data, size_t size) {
+Video read_video_memory(const uint8_t* data, size_t size, int64_t max_bytes) {
   if (size >= 6 && (std::memcmp(data, "GIF87a", 6) == 0 || std::memcmp(data, "GIF89a", 6) == 0))
-    return read_gif_memory(data, size);
+    return read_gif_memory(data, size, max_bytes);
   if (size >= 12 && std::memcmp(data, "RIFF", 4) == 0 && std::memcmp(data + 8, "WEBP", 4) == 0)
-    return read_webp_memory(data, size);
-  return read_ffmpeg_memory(data, size);
+    return read_webp_memory(data, size, max_bytes);
+  return read_ffmpeg_memory(data, size, max_bytes);
 }
 
 Video read_video(const std::string& path) {

@@ -53,17 +53,18 @@ void write_video(const std::string& path, const torch::Tensor& frames, const Vid
 
 // By content; throws sdit::Error naming the path when it is no video this build decodes.
 Video read_video(const std::string& path);
-// The same on bytes in memory (the fuzz targets drive these).
-Video read_video_memory(const uint8_t* data, size_t size);
-Video read_gif_memory(const uint8_t* data, size_t size);
-Video read_webp_memory(const uint8_t* data, size_t size);
-Video read_ffmpeg_memory(const uint8_t* data, size_t size);
+// The same on bytes in memory (the fuzz targets drive these, with a smaller `max_bytes` of decoded
+// frames so that each input stays within libFuzzer's memory limit).
+Video read_video_memory(const uint8_t* data, size_t size, int64_t max_bytes = kMaxVideoBytes);
+Video read_gif_memory(const uint8_t* data, size_t size, int64_t max_bytes = kMaxVideoBytes);
+Video read_webp_memory(const uint8_t* data, size_t size, int64_t max_bytes = kMaxVideoBytes);
+Video read_ffmpeg_memory(const uint8_t* data, size_t size, int64_t max_bytes = kMaxVideoBytes);
 
 // ---- shared by the format backends -----------------------------------------------------------
 // Checks frames (F, H, W, 3) uint8 and returns it contiguous on the CPU.
 torch::Tensor checked_frames(const torch::Tensor& frames);
 // Throws unless one more frame of w × h fits the side and total-size limits (`have` frames so far).
-void check_video_budget(int64_t w, int64_t h, int64_t have, const char* what);
+void check_video_budget(int64_t w, int64_t h, int64_t have, const char* what, int64_t max_bytes = kMaxVideoBytes);
 void write_bytes_atomically(const std::string& path, const void* data, size_t size);
 
 }  // namespace sdit

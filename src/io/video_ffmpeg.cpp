@@ -1,6 +1,7 @@
 // MP4 writing and container decoding through Debian's FFmpeg libraries (io/video.h). Built only when
 // CMake found libavformat, libavcodec, libswscale and libavutil (SPARSEDIT_HAVE_FFMPEG); otherwise
 // every entry point is a clear error.
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -31,7 +32,7 @@ void write_mp4(const std::string&, const torch::Tensor&, const VideoWriteOptions
   fail("MP4 needs FFmpeg, which this build does not have");
 }
 Video read_ffmpeg_file(const std::string&) { fail("decoding this video needs FFmpeg, which this build does not have"); }
-Video read_ffmpeg_memory(const uint8_t*, size_t) { fail("decoding this video needs FFmpeg, which this build does not have"); }
+Video read_ffmpeg_memory(const uint8_t*, size_t, int64_t) { fail("decoding this video needs FFmpeg, which this build does not have"); }
 
 #else
 
@@ -178,7 +179,7 @@ void encode_frames(Av& av, const torch::Tensor& frames) {
 }
 
 // Stride-1 RGB of every frame of the best video stream.
-Video decode_stream(Av& av, const char* what) {
+Video decode_stream(Av& av, const char* what, int64_t max_bytes) {
   check(avformat_find_stream_info(av.fmt, nullptr), "reading the stream information");
   const AVCodec* dec = nullptr;
   const int idx = av_find_best_stream(av.fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &dec, 0);
@@ -190,6 +191,8 @@ Video decode_stream(Av& av, const char* what) {
   if (!av.codec || !av.frame || !av.packet) fail("out of memory decoding video");
   check(avcodec_parameters_to_context(av.codec, st->codecpar), "video stream parameters");
   av.codec->thread_count = 1;
+  // The decoder allocates its own frames before we see one: bound their size by the budget too.
+  av.codec->max_pixels = std::min<int64_t>(max_bytes / 3, kMaxVideoSide * kMaxVideoSide);
   check(avcodec_open2(av.codec, dec, nullptr), "opening the video decoder");
   std::vector<torch::Tensor> out;
   auto receive = [&] {
@@ -200,7 +203,7 @@ Video decode_stream(Av& av, const char* what) {
       const int w = av.frame->width, h = av.frame->height;
       if (!out.empty() && (w != out[0].size(1) || h != out[0].size(0)))
         fail(what, ": the frame size changes from ", out[0].size(1), "x", out[0].size(0), " to ", w, "x", h);
-      check_video_budget(w, h, static_cast<int64_t>(out.size()), what);
+      check_video_budget(w, h, static_cast<int64_t>(out.size()), what, max_bytes);
       av.sws = sws_getCachedContext(av.sws, w, h, static_cast<AVPixelFormat>(av.frame->format), w, h, AV_PIX_FMT_RGB24,
                                     SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr, nullptr, nullptr);
       if (!av.sws) fail(what, ": cannot convert its pixel format to RGB");
@@ -310,10 +313,10 @@ Video read_ffmpeg_file(const std::string& path) {
   av_dict_free(&opts);
   check(r, "not a video file FFmpeg reads");
   av.opened_input = true;
-  return decode_stream(av, "the video");
+  return decode_stream(av, "the video", kMaxVideoBytes);
 }
 
-Video read_ffmpeg_memory(const uint8_t* data, size_t size) {
+Video read_ffmpeg_memory(const uint8_t* data, size_t size, int64_t max_bytes) {
   quiet_ffmpeg();
   MemoryReader mem{data, size};
   Av av;
@@ -332,7 +335,7 @@ Video read_ffmpeg_memory(const uint8_t* data, size_t size) {
   av_dict_free(&opts);
   check(r, "not a video FFmpeg reads");
   av.opened_input = true;
-  return decode_stream(av, "the video");
+  return decode_stream(av, "the video", max_bytes);
 }
 
 #endif

@@ -23,7 +23,7 @@ bool gif_available() { return false; }
 void write_gif(const std::string&, const torch::Tensor&, const VideoWriteOptions&) {
   fail("GIF needs giflib, which this build does not have");
 }
-Video read_gif_memory(const uint8_t*, size_t) { fail("decoding GIF needs giflib, which this build does not have"); }
+Video read_gif_memory(const uint8_t*, size_t, int64_t) { fail("decoding GIF needs giflib, which this build does not have"); }
 
 #else
 
@@ -88,6 +88,7 @@ void put_frame(GifFileType* gif, const torch::Tensor& rgb, int delay_cs) {
 struct Composer {
   GifFileType* gif;
   torch::Tensor canvas;  // (H, W, 3)
+  int64_t max_bytes;     // of decoded frames, all together
   GraphicsControlBlock gcb{DISPOSAL_UNSPECIFIED, false, 0, NO_TRANSPARENT_COLOR};
   std::vector<torch::Tensor> frames;
   int64_t delay_total = 0;
@@ -99,7 +100,7 @@ struct Composer {
       fail("GIF: image of ", d.Width, "x", d.Height, " is outside 1..", kMaxVideoSide);
     const ColorMapObject* map = d.ColorMap ? d.ColorMap : gif->SColorMap;
     if (!map) fail("GIF: an image without a colour map");
-    check_video_budget(canvas.size(1), canvas.size(0), static_cast<int64_t>(frames.size()), "GIF");
+    check_video_budget(canvas.size(1), canvas.size(0), static_cast<int64_t>(frames.size()), "GIF", max_bytes);
     const torch::Tensor before = gcb.DisposalMode == DISPOSE_PREVIOUS ? canvas.clone() : torch::Tensor();
     std::vector<GifPixelType> line(static_cast<size_t>(d.Width));
     // Interlaced images arrive in four passes: rows 0, 8, ..; 4, 12, ..; 2, 6, ..; 1, 3, ...
@@ -168,7 +169,7 @@ void write_gif(const std::string& path, const torch::Tensor& frames, const Video
   write_bytes_atomically(path, bytes.data(), bytes.size());
 }
 
-Video read_gif_memory(const uint8_t* data, size_t size) {
+Video read_gif_memory(const uint8_t* data, size_t size, int64_t max_bytes) {
   MemoryInput in{data, size};
   int err = 0;
   GifFileType* gif = DGifOpen(&in, read_bytes, &err);
@@ -177,8 +178,8 @@ Video read_gif_memory(const uint8_t* data, size_t size) {
     int e = 0;
     DGifCloseFile(g, &e);
   });
-  check_video_budget(gif->SWidth, gif->SHeight, 0, "GIF");
-  Composer comp{gif, torch::zeros({gif->SHeight, gif->SWidth, 3}, torch::kUInt8)};
+  check_video_budget(gif->SWidth, gif->SHeight, 0, "GIF", max_bytes);
+  Composer comp{gif, torch::zeros({gif->SHeight, gif->SWidth, 3}, torch::kUInt8), max_bytes};
   for (bool done = false; !done;) {
     GifRecordType type;
     put(DGifGetRecordType(gif, &type), gif, "record");

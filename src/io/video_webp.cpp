@@ -22,7 +22,7 @@ bool webp_available() { return false; }
 void write_webp_animation(const std::string&, const torch::Tensor&, const VideoWriteOptions&) {
   fail("WebP needs libwebp, which this build does not have");
 }
-Video read_webp_memory(const uint8_t*, size_t) { fail("decoding WebP needs libwebp, which this build does not have"); }
+Video read_webp_memory(const uint8_t*, size_t, int64_t) { fail("decoding WebP needs libwebp, which this build does not have"); }
 
 #else
 
@@ -68,7 +68,7 @@ void write_webp_animation(const std::string& path, const torch::Tensor& frames, 
   WebPDataClear(&data);
 }
 
-Video read_webp_memory(const uint8_t* bytes, size_t size) {
+Video read_webp_memory(const uint8_t* bytes, size_t size, int64_t max_bytes) {
   WebPAnimDecoderOptions o;
   if (!WebPAnimDecoderOptionsInit(&o)) fail("libwebp version mismatch");
   o.color_mode = MODE_RGBA;
@@ -82,7 +82,7 @@ Video read_webp_memory(const uint8_t* bytes, size_t size) {
   std::vector<torch::Tensor> out;
   int last_ms = 0;
   while (WebPAnimDecoderHasMoreFrames(dec.get())) {
-    check_video_budget(w, h, static_cast<int64_t>(out.size()), "WebP");
+    check_video_budget(w, h, static_cast<int64_t>(out.size()), "WebP", max_bytes);
     uint8_t* rgba = nullptr;
     if (!WebPAnimDecoderGetNext(dec.get(), &rgba, &last_ms)) fail("WebP frame ", out.size(), " is damaged");
     // The canvas is RGBA; our frames are opaque RGB (a transparent pixel keeps its colour values).

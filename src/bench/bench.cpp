@@ -11,6 +11,7 @@
 #include <malloc.h>
 #endif
 
+#include "bench/gemm_limit.h"
 #include "diffusion/density_schedule.h"
 #include "diffusion/pipeline.h"
 #include "diffusion/respace.h"
@@ -205,9 +206,15 @@ std::vector<int64_t> visited_grids(BenchRow& row, const Model& model, const Benc
 // that use each grid; fills the timing and memory fields of the row.
 void time_forwards(BenchRow& row, const BenchOptions& opt, const std::function<torch::Tensor(size_t)>& forward) {
   torch::NoGradGuard ng;
+  GemmShapes gemms;  // the products of one step, each grid weighted by its share of the steps
   for (size_t i = 0; i < row.grids.size(); ++i)
-    for (int w = 0; w < opt.warmup; ++w) {
-      const auto out = forward(i);
+    for (int w = 0; w < std::max(opt.warmup, opt.gemm_limit ? 1 : 0); ++w) {
+      torch::Tensor out;
+      if (w == 0 && opt.gemm_limit)
+        gemms.add(record_gemm_shapes([&] { out = forward(i); }),
+                  static_cast<double>(row.steps_per_side[i]) / static_cast<double>(row.steps));
+      else
+        out = forward(i);
       if (w == 0 && !torch::isfinite(out).all().item<bool>())
         fail("bench: the random model produced non-finite outputs at ", row.grids[i].str(), " in ", row.dtype,
              "; timings of NaN arithmetic would not be representative");
@@ -233,6 +240,7 @@ void time_forwards(BenchRow& row, const BenchOptions& opt, const std::function<t
   bench_read_peak(row, opt, per_row_peak);
   for (const auto& v : side_ms) row.ms_per_side.push_back(mean_sd(v));
   row.ms_per_step = mean_sd(row.ms_per_step_reps);
+  if (opt.gemm_limit) row.gemm_limit_gflops = measure_gemm_rate(gemms, opt.dtype, opt.device);
 }
 
 BenchRow measure(Model& model, const BenchPlan& plan, const BenchCase& c, const BenchOptions& opt,
@@ -445,6 +453,10 @@ nlohmann::ordered_json bench_row_json(const BenchRow& r) {
   j["gmacs_per_image_step"] = r.gmacs_per_image_step;
   j["gflops_per_s"] = r.gflops_per_s.mean;
   j["gflops_per_s_sd"] = r.gflops_per_s.sd;
+  if (r.gemm_limit_gflops) {
+    j["gemm_limit_gflops"] = *r.gemm_limit_gflops;
+    j["pct_gemm_limit"] = 100.0 * r.gflops_per_s.mean / *r.gemm_limit_gflops;
+  }
   j["img_per_s"] = r.img_per_s.mean;
   j["img_per_s_sd"] = r.img_per_s.sd;
   if (train) {

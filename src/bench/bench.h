@@ -54,6 +54,9 @@ struct BenchOptions {
   // Time every ATen op during the timed repetitions (bench/profile.h); the callbacks cost a little,
   // so profiled rows run somewhat slower than unprofiled ones.
   bool profile = false;
+  // Time the forward's own matrix products alone (bench/gemm_limit.h) to give each sampling row its
+  // share of that rate.
+  bool gemm_limit = true;
 };
 
 struct MeanSd {
@@ -84,6 +87,8 @@ struct BenchRow {
   double gmacs_per_image_step = 0.0;  // gmacs × 2 with CFG
   // Achieved: 2 · MACs · forward batch / time; training counts forward + backward as 3 forwards.
   MeanSd gflops_per_s;
+  // The rate of the same matrix products timed alone (sampling rows with BenchOptions::gemm_limit).
+  std::optional<double> gemm_limit_gflops;
   MeanSd img_per_s;         // sampling: batch / (ms_per_step × steps); training: samples / s
   MeanSd steps_per_s;       // training: optimisation steps / s
 

@@ -17,7 +17,9 @@
 #include "cli/common.h"
 #include "diffusion/density_schedule.h"
 #include "bench/bench.h"
+#include "bench/bench_text.h"
 #include "models/registry.h"
+#include "models/t5_load.h"
 #include "util/error.h"
 #include "util/strings.h"
 
@@ -26,10 +28,12 @@ namespace {
 
 struct BenchArgs {
   std::string model, ckpt, layout, image_sizes, latent_sizes, batches = "1", threads, steps = "250";
-  std::string device = "cpu", dtype = "fp32";
+  std::string device = "cpu", dtype;  // empty: fp32 (DiT), bf16 and fp32 (text encoders)
   std::vector<std::string> densities;
   std::string train_intervals = "stages";
   bool random_weights = false, cfg = false, json = false, csv = false, md = false, quiet = false, train = false;
+  bool profile = false;
+  bool no_gemm_limit = false;
   int reps = 3, warmup = 1;
   int64_t num_heads = 0, hidden_size = 0, depth = 0, patch_size = 0, frames = 0, temporal_pool = 0;
   uint64_t seed = 0;
@@ -118,6 +122,13 @@ std::string sides_cell(const BenchRow& r) {
 
 std::string mib(int64_t bytes) { return bytes < 0 ? "-" : fmt("%.0f", static_cast<double>(bytes) / (1024.0 * 1024.0)); }
 
+// The achieved rate as a share of the GEMM limit, with the limit itself ("71% of 194").
+std::string pct_of_limit(const BenchRow& r) {
+  if (!r.gemm_limit_gflops || *r.gemm_limit_gflops <= 0) return "-";
+  return fmt("%.0f%%", 100.0 * r.gflops_per_s.mean / *r.gemm_limit_gflops) + " of " +
+         fmt("%.0f", *r.gemm_limit_gflops);
+}
+
 void print_markdown(const std::vector<BenchRow>& rows, const BenchOptions& o) {
   const auto& r0 = rows.front();
   const bool train = o.train;
@@ -133,19 +144,24 @@ void print_markdown(const std::vector<BenchRow>& rows, const BenchOptions& o) {
               << " warm-up + " << o.reps << " timed forward(s) per grid side, mean ± sd over reps\n"
               << "ms/forward per grid side s² (tokens per SDTM); ms/step weights them by the steps using each side; "
               << "GMACs per forward per sample (FLOPs counter); peak MiB: " << r0.mem_source
-              << " during the timed forwards, weights included\n\n";
+              << " during the timed forwards, weights included\n"
+              << "% GEMM limit: GFLOP/s ÷ the rate of the forward's own matrix products (same shapes, dtype, "
+              << "threads) timed alone in this run; realisation: speed-up × FLOPs ratio (1 = every FLOP saved "
+              << "shows in wall time)\n\n";
   std::cout << "| model | size | family | density | batch | threads | device | dtype | "
             << (train ? "micro-batches | ms/train step | steps/s | samples/s" : "ms/forward by side | ms/step | img/s")
-            << " | GMACs | GFLOP/s | peak MiB | speed-up |\n"
-            << "|---|---:|---|---|---:|---:|---|---|---|---:|---:|" << (train ? "---:|" : "") << "---:|---:|---:|---:|\n";
+            << " | GMACs | GFLOP/s | % GEMM limit | peak MiB | speed-up | realisation |\n"
+            << "|---|---:|---|---|---:|---:|---|---|---|---:|---:|" << (train ? "---:|" : "")
+            << "---:|---:|---:|---:|---:|---:|\n";
   for (const auto& r : rows) {
     std::cout << "| " << r.model << " | " << r.image_size << " | " << r.family << " | " << r.density << " | " << r.batch
               << " | " << r.threads << " | " << r.device << " | " << r.dtype << " | " << sides_cell(r) << " | "
               << pm(r.ms_per_step, "%.1f") << " | ";
     if (train) std::cout << pm_sig(r.steps_per_s) << " | ";
     std::cout << pm_sig(r.img_per_s) << " | " << fmt(r.gmacs >= 10 ? "%.2f" : "%.4g", r.gmacs) << " | "
-              << pm(r.gflops_per_s, "%.1f") << " | " << mib(r.peak_mem_bytes) << " | "
-              << (r.speedup ? fmt("%.2f", *r.speedup) + "×" : "-") << " |\n";
+              << pm(r.gflops_per_s, "%.1f") << " | " << pct_of_limit(r) << " | " << mib(r.peak_mem_bytes) << " | "
+              << (r.speedup ? fmt("%.2f", *r.speedup) + "×" : "-") << " | "
+              << (r.speedup && r.gmacs_ratio ? fmt("%.2f", *r.speedup * *r.gmacs_ratio) : "-") << " |\n";
   }
 
   // One line per group: every non-full density against the group's full row.
@@ -178,6 +194,24 @@ void print_markdown(const std::vector<BenchRow>& rows, const BenchOptions& o) {
   }
 }
 
+// Per row: self time per op class over the timed repetitions, then the ops that took the most.
+void print_profiles(const std::vector<BenchRow>& rows) {
+  for (const auto& r : rows) {
+    if (r.profile_classes.empty()) continue;
+    double total = 0;
+    for (const auto& c : r.profile_classes) total += c.self_ms;
+    std::cout << "\nprofile: " << r.model << " " << r.density << " batch " << r.batch << " " << r.dtype << " ("
+              << r.reps << " timed rep(s), " << fmt("%.1f", total) << " ms of op self time)\n\n"
+              << "| op class | calls | self ms | share |\n|---|---:|---:|---:|\n";
+    for (const auto& c : r.profile_classes)
+      std::cout << "| " << c.name << " | " << c.calls << " | " << fmt("%.1f", c.self_ms) << " | "
+                << fmt("%.1f%%", 100.0 * c.self_ms / total) << " |\n";
+    std::cout << "\n| op | calls | self ms |\n|---|---:|---:|\n";
+    for (const auto& o : r.profile_ops)
+      std::cout << "| " << o.name << " | " << o.calls << " | " << fmt("%.1f", o.self_ms) << " |\n";
+  }
+}
+
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;
   std::string q = "\"";
@@ -188,7 +222,7 @@ std::string csv_field(const std::string& s) {
 void print_csv(const std::vector<BenchRow>& rows) {
   std::cout << "mode,model,family,layout,image_size,input_size,density,batch,cfg,threads,device,dtype,steps,reps,"
                "ms_per_side,ms_per_step,ms_per_step_sd,gmacs,gmacs_per_image_step,gflops_per_s,gflops_per_s_sd,"
-               "img_per_s,img_per_s_sd,steps_per_s,peak_mem_bytes,mem_source,speedup,gmacs_ratio\n";
+               "img_per_s,img_per_s_sd,steps_per_s,peak_mem_bytes,mem_source,speedup,gmacs_ratio,gemm_limit_gflops\n";
   auto num = [](double v) { return fmt("%.6g", v); };
   for (const auto& r : rows) {
     std::string sides;
@@ -203,18 +237,45 @@ void print_csv(const std::vector<BenchRow>& rows) {
               << num(r.img_per_s.mean) << "," << num(r.img_per_s.sd) << ","
               << (r.mode == "train" ? num(r.steps_per_s.mean) : "") << "," << r.peak_mem_bytes << ","
               << csv_field(r.mem_source) << "," << (r.speedup ? num(*r.speedup) : "") << ","
-              << (r.gmacs_ratio ? num(*r.gmacs_ratio) : "") << "\n";
+              << (r.gmacs_ratio ? num(*r.gmacs_ratio) : "") << ","
+              << (r.gemm_limit_gflops ? num(*r.gemm_limit_gflops) : "") << "\n";
   }
+}
+
+// Text encoders have their own row (bench/bench_text.h): seconds per encode of a PixArt CFG pair (each
+// image's prompt + the negative prompt, --batch-size images) at 120 tokens, and peak memory.
+void run_text_encoder(const BenchArgs& a) {
+  if (!a.random_weights) fail("bench: --model ", a.model, " has no weights; add --random-weights");
+  TextBenchOptions t;
+  t.model = a.model;
+  t.batch = 2 * parse_int_list(a.batches, "--batch-size").front();
+  t.num_layers = a.depth;
+  t.reps = a.reps;
+  t.warmup = a.warmup;
+  t.seed = a.seed;
+  if (!a.threads.empty()) t.threads = static_cast<int>(parse_int_list(a.threads, "--threads").front());
+  if (!a.dtype.empty()) {
+    t.dtypes.clear();
+    std::stringstream ss(a.dtype);
+    for (std::string d; std::getline(ss, d, ',');) t.dtypes.push_back(parse_t5_dtype(d));
+  }
+  TextBenchLog log;
+  if (!a.quiet) log = [](const std::string& m) { std::fprintf(stderr, "bench %s\n", m.c_str()); };
+  const auto rows = run_text_encoder_bench(t, log);
+  if (a.json) std::cout << text_bench_json(rows).dump(2) << "\n";
+  else if (a.csv) std::cout << text_bench_csv(rows);
+  else std::cout << text_bench_markdown(rows, t);
 }
 
 void run(const BenchArgs& a) {
   if (static_cast<int>(a.json) + static_cast<int>(a.csv) + static_cast<int>(a.md) > 1)
     fail("bench: give at most one of --json, --csv, --md");
+  if (a.model.rfind("t5", 0) == 0) return run_text_encoder(a);
   const BenchModelSource source = resolve_source(a);
 
   BenchOptions o;
   o.device = parse_device(a.device);
-  o.dtype = parse_dtype(a.dtype);
+  o.dtype = parse_dtype(a.dtype.empty() ? "fp32" : a.dtype);
   o.cfg = a.cfg;
   o.reps = a.reps;
   o.warmup = a.warmup;
@@ -222,6 +283,8 @@ void run(const BenchArgs& a) {
   o.seed = a.seed;
   o.train = a.train;
   o.train_intervals = a.train_intervals;
+  o.profile = a.profile;
+  o.gemm_limit = !a.no_gemm_limit;
 
   const auto sides = latent_sides(a, source);
   std::vector<int64_t> threads;
@@ -256,6 +319,7 @@ void run(const BenchArgs& a) {
     print_csv(rows);
   } else {
     print_markdown(rows, o);
+    print_profiles(rows);
   }
 }
 
@@ -265,7 +329,8 @@ void register_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   auto* c = app.add_subcommand("bench", "Time DiT / SparseDiT sampling forwards per size, density, batch and threads");
   auto* model = c->add_option("--model", a->model,
-                              "Published config DiT-S/2 ... DiT-XL/8, Latte-S/2 ... Latte-XL/8 (needs --random-weights)");
+                              "Published config DiT-S/2 ... DiT-XL/8, Latte-S/2 ... Latte-XL/8, or a text encoder "
+                              "t5-v1_1-xxl (needs --random-weights)");
   auto* ckpt = c->add_option("-m,--ckpt", a->ckpt, "Checkpoint to bench (a dense one only runs `full`)");
   model->excludes(ckpt);
   c->add_flag("--random-weights", a->random_weights,
@@ -282,13 +347,16 @@ void register_bench(CLI::App& app) {
   c->add_option("--num-sampling-steps", a->steps, "Respacing of the 1000 steps: N, N1,N2,... or ddimN")
       ->capture_default_str();
   c->add_option("--device", a->device, "cpu | cuda | cuda:N")->capture_default_str();
-  c->add_option("--dtype", a->dtype, "fp32 | bf16 | fp16 (model and inputs are cast)")->capture_default_str();
+  c->add_option("--dtype", a->dtype, "fp32 | bf16 | fp16 (model and inputs are cast; default fp32; t5-*: bf16,fp32)");
   c->add_flag("--cfg", a->cfg, "Classifier-free guidance: each forward runs twice the batch");
   c->add_flag("--train", a->train,
               "Time optimisation steps (forward + backward + AdamW) instead of sampling forwards; batch = global batch");
   c->add_option("--train-intervals", a->train_intervals,
                 "SparseDiT micro-batches per step: stages | K | 0,a,...,1000 (as sparsedit train)")
       ->capture_default_str();
+  c->add_flag("--profile", a->profile, "Time every op during the timed reps and print self time per op class");
+  c->add_flag("--no-gemm-limit", a->no_gemm_limit,
+              "Skip timing the forward's matrix products alone (the % GEMM limit column)");
   c->add_flag("--json", a->json, "Print {\"rows\": [...]}");
   c->add_flag("--csv", a->csv, "Print CSV");
   c->add_flag("--md", a->md, "Print a markdown table (the default)");

@@ -11,17 +11,62 @@ namespace sdit {
 namespace F = torch::nn::functional;
 
 torch::Tensor modulate(const torch::Tensor& x, const torch::Tensor& shift, const torch::Tensor& scale) {
-  return x * (1 + scale) + shift;
+  return torch::addcmul(shift, x, 1 + scale);
+}
+
+torch::Tensor gated_residual(const torch::Tensor& x, const torch::Tensor& gate, const torch::Tensor& y) {
+  return torch::addcmul(x, gate, y);
+}
+
+torch::Tensor linear(const torch::nn::LinearImpl& l, const torch::Tensor& x) {
+  if (x.dim() < 3 || !x.is_contiguous() || !l.bias.defined()) return torch::nn::functional::linear(x, l.weight, l.bias);
+  auto sizes = x.sizes().vec();
+  const int64_t in = sizes.back();
+  sizes.back() = l.weight.size(0);
+  return torch::addmm(l.bias, x.view({-1, in}), l.weight.t()).view(sizes);
 }
 
 torch::Tensor layer_norm(const torch::Tensor& x) {
   return torch::layer_norm(x, {x.size(-1)}, {}, {}, 1e-6);
 }
 
+namespace {
+
+// Inference: one sequence at a time on strided views of q, k, v (each token's heads are contiguous
+// within its row, so a (heads, N, d) view needs no copy), the scale folded into the score GEMM,
+// softmax in place, and the weighted sum written straight into the head-interleaved output. No
+// q/k/v transposes, no second score buffer: the reference's form costs three extra passes.
+torch::Tensor attention_inference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                  int64_t heads, const torch::Tensor& key_mask) {
+  const int64_t S = q.size(0), Nq = q.size(1), Nk = k.size(1), C = q.size(2), hd = C / heads;
+  auto out = torch::empty({S, Nq, C}, q.options());
+  // Zeroed once: baddbmm with beta 0 still scales its input on the CPU (0·NaN from fresh memory would
+  // be NaN); afterwards the buffer only holds finite softmax values from the previous sequence.
+  auto scores = torch::zeros({heads, Nq, Nk}, q.options());
+  const double scale = std::pow(static_cast<double>(hd), -0.5);
+  auto by_head = [&](const torch::Tensor& t, int64_t n) { return t.view({n, heads, hd}).transpose(0, 1); };
+  for (int64_t s = 0; s < S; ++s) {
+    if (key_mask.defined() && s > 0) scores.zero_();  // a fully masked row leaves NaN behind
+    torch::baddbmm_out(scores, scores, by_head(q[s], Nq), by_head(k[s], Nk).transpose(1, 2), 0.0, scale);
+    if (key_mask.defined())
+      scores.masked_fill_(key_mask[s].eq(0).view({1, 1, Nk}), -std::numeric_limits<float>::infinity());
+    at::_softmax_out(scores, scores, -1, false);
+    auto o = by_head(out[s], Nq);
+    torch::bmm_out(o, scores, by_head(v[s], Nk));
+  }
+  return out;
+}
+
+}  // namespace
+
 torch::Tensor multi_head_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                    int64_t heads, const torch::Tensor& key_mask) {
   const int64_t S = q.size(0), Nq = q.size(1), Nk = k.size(1), C = q.size(2);
   const int64_t hd = C / heads;
+  const bool grad = torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+  // The strided views need each token's channels contiguous (true of linear outputs and their chunks).
+  if (!grad && q.stride(2) == 1 && k.stride(2) == 1 && v.stride(2) == 1)
+    return attention_inference(q, k, v, heads, key_mask);
   auto split = [&](const torch::Tensor& t, int64_t n) { return t.reshape({S, n, heads, hd}).permute({0, 2, 1, 3}); };
   auto qh = split(q, Nq) * std::pow(static_cast<double>(hd), -0.5);
   auto scores = torch::matmul(qh, split(k, Nk).transpose(-2, -1));
@@ -193,7 +238,11 @@ MlpImpl::MlpImpl(int64_t dim, int64_t hidden) {
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  return fc2->forward(F::gelu(fc1->forward(x), F::GELUFuncOptions().approximate("tanh")));
+  auto h = linear(fc1, x);
+  // In place when no gradient is taken: the 4C-wide activation is the largest tensor of a block.
+  if (!torch::GradMode::is_enabled() || !h.requires_grad()) at::gelu_(h, "tanh");
+  else h = F::gelu(h, F::GELUFuncOptions().approximate("tanh"));
+  return linear(fc2, h);
 }
 
 torch::nn::Sequential make_adaln(int64_t hidden, int64_t chunks) {
@@ -206,8 +255,8 @@ SelfAttentionImpl::SelfAttentionImpl(int64_t dim, int64_t heads_) : heads(heads_
 }
 
 torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x) {
-  auto parts = qkv->forward(x).chunk(3, -1);  // rows [q | k | v] of the fused weight
-  return proj->forward(multi_head_attention(parts[0], parts[1], parts[2], heads));
+  auto parts = linear(qkv, x).chunk(3, -1);  // rows [q | k | v] of the fused weight
+  return linear(proj, multi_head_attention(parts[0], parts[1], parts[2], heads));
 }
 
 CrossAttentionImpl::CrossAttentionImpl(int64_t dim, int64_t heads_) : heads(heads_) {
@@ -218,8 +267,8 @@ CrossAttentionImpl::CrossAttentionImpl(int64_t dim, int64_t heads_) : heads(head
 
 torch::Tensor CrossAttentionImpl::forward(const torch::Tensor& x_q, const torch::Tensor& x_kv,
                                           const torch::Tensor& key_mask) {
-  auto k_v = kv->forward(x_kv).chunk(2, -1);  // K first, then V
-  return proj->forward(multi_head_attention(q->forward(x_q), k_v[0], k_v[1], heads, key_mask));
+  auto k_v = linear(kv, x_kv).chunk(2, -1);  // K first, then V
+  return linear(proj, multi_head_attention(linear(q, x_q), k_v[0], k_v[1], heads, key_mask));
 }
 
 PoolAttentionImpl::PoolAttentionImpl(int64_t dim) {
@@ -228,7 +277,7 @@ PoolAttentionImpl::PoolAttentionImpl(int64_t dim) {
 }
 
 torch::Tensor PoolAttentionImpl::forward(const torch::Tensor& x) {
-  return proj->forward(v->forward(x.mean(1, /*keepdim=*/true)));
+  return linear(proj, linear(v, x.mean(1, /*keepdim=*/true)));
 }
 
 FinalLayerImpl::FinalLayerImpl(int64_t hidden, int64_t patch, int64_t out_channels) {
@@ -238,7 +287,7 @@ FinalLayerImpl::FinalLayerImpl(int64_t hidden, int64_t patch, int64_t out_channe
 
 torch::Tensor FinalLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& c) {
   auto m = adaLN_modulation->forward(c).chunk(2, 1);  // shift first, then scale
-  return linear->forward(modulate(layer_norm(x), m[0].unsqueeze(1), m[1].unsqueeze(1)));
+  return sdit::linear(linear, modulate(layer_norm(x), m[0].unsqueeze(1), m[1].unsqueeze(1)));
 }
 
 }  // namespace sdit

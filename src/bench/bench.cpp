@@ -6,6 +6,9 @@
 #include <functional>
 #include <map>
 #include <sstream>
+#include <thread>
+
+#include <torch/version.h>
 
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -475,6 +478,21 @@ nlohmann::ordered_json bench_row_json(const BenchRow& r) {
   j["speedup"] = r.speedup ? nlohmann::ordered_json(*r.speedup) : nlohmann::ordered_json(nullptr);
   j["gmacs_ratio"] = r.gmacs_ratio ? nlohmann::ordered_json(*r.gmacs_ratio) : nlohmann::ordered_json(nullptr);
   return j;
+}
+
+std::string bench_machine() {
+  std::string cpu = "unknown CPU";
+  std::ifstream info("/proc/cpuinfo");
+  for (std::string line; std::getline(info, line);)
+    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos) {
+      cpu = line.substr(line.find(':') + 2);
+      break;
+    }
+  std::ostringstream s;
+  s << cpu << ", " << std::thread::hardware_concurrency() << " logical cores, libtorch " << TORCH_VERSION_MAJOR << "."
+    << TORCH_VERSION_MINOR << "." << TORCH_VERSION_PATCH << (at::hasMKLDNN() ? " with oneDNN" : "")
+    << (torch::cuda::is_available() ? ", CUDA available" : "");
+  return s.str();
 }
 
 std::string dtype_name(torch::Dtype dtype) {

@@ -161,6 +161,9 @@ BenchRow measure_train_step(Model& model, const BenchPlan& plan, const BenchCase
 Conditioning bench_conditioning(const Model& model, int64_t batch, bool cfg, const torch::Device& device);
 
 std::string dtype_name(torch::Dtype dtype);
+// What the numbers were measured on: the CPU model and core count, libtorch's version, and the
+// BLAS/oneDNN build (timings from different machines are not comparable; their ratios are).
+std::string bench_machine();
 torch::Dtype parse_dtype(const std::string& name);  // fp32 | bf16 | fp16
 
 }  // namespace sdit

@@ -148,6 +148,7 @@ void print_markdown(const std::vector<BenchRow>& rows, const BenchOptions& o) {
               << "% GEMM limit: GFLOP/s ÷ the rate of the forward's own matrix products (same shapes, dtype, "
               << "threads) timed alone in this run; realisation: speed-up × FLOPs ratio (1 = every FLOP saved "
               << "shows in wall time)\n\n";
+  std::cout << "machine: " << bench_machine() << "\n\n";
   std::cout << "| model | size | family | density | batch | threads | device | dtype | "
             << (train ? "micro-batches | ms/train step | steps/s | samples/s" : "ms/forward by side | ms/step | img/s")
             << " | GMACs | GFLOP/s | % GEMM limit | peak MiB | speed-up | realisation |\n"
@@ -313,6 +314,7 @@ void run(const BenchArgs& a) {
     auto arr = nlohmann::ordered_json::array();
     for (const auto& r : rows) arr.push_back(bench_row_json(r));
     nlohmann::ordered_json j;
+    j["machine"] = bench_machine();
     j["rows"] = arr;
     std::cout << j.dump(2) << "\n";
   } else if (a.csv) {

@@ -169,6 +169,12 @@ Conditioning bench_conditioning(const Model& model, int64_t batch, bool cfg, con
     c.context = torch::randn({batch, l.context_len, l.context_dim});
     c.context_mask = torch::ones({batch, l.context_len}, torch::kLong);
   }
+  const auto& fam = family(model.spec().family);
+  if (l.size_conditions && fam.size_conditions) {  // PixArt-MS: the micro-conditions of the model's own size
+    const Conditioning s = fam.size_conditions(model.spec(), {l.height * l.vae_downscale, l.width * l.vae_downscale});
+    c.img_hw = s.img_hw.expand({batch, -1}).contiguous();
+    c.aspect_ratio = s.aspect_ratio.expand({batch, -1}).contiguous();
+  }
   if (cfg && l.cond != CondKind::None) c = Conditioning::cat(c, model.null_conditioning(c));
   return c.to(device);
 }

@@ -261,7 +261,7 @@ void run(const BenchArgs& a) {
 void register_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   auto* c = app.add_subcommand("bench", "Time DiT / SparseDiT sampling forwards per size, density, batch and threads");
-  auto* model = c->add_option("--model", a->model, "Published config DiT-S/2 ... DiT-XL/8 (needs --random-weights)");
+  auto* model = c->add_option("--model", a->model, "Published config (" + all_presets() + "; needs --random-weights)");
   auto* ckpt = c->add_option("-m,--ckpt", a->ckpt, "Checkpoint to bench (a dense one only runs `full`)");
   model->excludes(ckpt);
   c->add_flag("--random-weights", a->random_weights,

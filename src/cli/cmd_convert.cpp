@@ -17,12 +17,14 @@ struct ConvertArgs {
   bool format_only = false;
   bool quiet = false;
   int64_t num_heads = 0;
+  double lewei_scale = 0;
 };
 
 void run_convert(const ConvertArgs& a) {
   auto sd = native_state_dict(load_checkpoint(a.from));
   LoadOptions lo;
   if (a.num_heads > 0) lo.num_heads = a.num_heads;
+  if (a.lewei_scale > 0) lo.config["lewei_scale"] = a.lewei_scale;
   lo.heads_required = false;  // a file without a known head count is still converted
   const ModelSpec spec = detect_spec(sd, lo);
   const bool heads_known = spec.config.value("num_heads", int64_t{0}) > 0;
@@ -65,6 +67,8 @@ void register_convert(CLI::App& app) {
                   "12 -> 1:2x1,2,1,1:1)");
   cmd->add_flag("--format-only", a->format_only, "only rewrite the file in the other format, keep the model as is");
   cmd->add_option("--num-heads", a->num_heads, "head count to record in the output's metadata");
+  cmd->add_option("--lewei-scale,--interpolation-scale", a->lewei_scale,
+                  "PixArt position-embedding scale to record (a .pth does not store it)");
   cmd->add_flag("-q,--quiet", a->quiet, "print nothing but errors");
   cmd->callback([a] { run_convert(*a); });
 }

@@ -199,7 +199,7 @@ void run_flops(const FlopsOptions& o) {
 void register_flops(CLI::App& app) {
   auto opts = std::make_shared<FlopsOptions>();
   auto* cmd = app.add_subcommand("flops", "Analytic GMACs of a model (dense or SparseDiT), per segment and per sampling run");
-  auto* model = cmd->add_option("--model", opts->model, "Published config: DiT-S/2 ... DiT-XL/8");
+  auto* model = cmd->add_option("--model", opts->model, "Published config: " + all_presets());
   auto* ckpt = cmd->add_option("-m,--ckpt", opts->ckpt, "Checkpoint to read the config from (a SparseDiT one implies --sparse)");
   model->excludes(ckpt);
   cmd->add_option("--image-size", opts->image_size, "Image side in pixels (latent = image / the VAE's downscale)");

@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/sample_text.h"
 #include "diffusion/pipeline.h"
 #include "data/npz.h"
 #include "io/image.h"
@@ -27,9 +28,10 @@ struct SampleArgs {
   std::string vae = "none", save_latents, save_npz, output = "sample.png", device = "cpu", density;
   int64_t num_heads = 0, image_size = 0, latent_size = 0, num_classes = 0, batch_size = 0, nrow = 4;
   int64_t seed = 0;
-  double eta = 0.0, cfg_scale = 4.0;
+  double eta = 0.0, cfg_scale = 4.0, lewei_scale = 0.0;
   int threads = 0;
   bool quiet = false;
+  TextFlags text;                            // caption-conditioned models (sample_text.h)
   std::map<std::string, CLI::Option*> opts;  // to tell flags the user gave from defaults
   bool given(const std::string& name) const { return opts.at(name)->count() > 0; }
 };
@@ -44,11 +46,26 @@ void check_sizes(const SampleArgs& a, const LatentSpec& l) {
     fail("--num-classes ", a.num_classes, " does not match the checkpoint's ", l.num_classes, " classes");
 }
 
-// The conditioning of the samples from the flags: class labels for a class-conditional model.
-Conditioning conditioning_from_flags(const SampleArgs& a, const LatentSpec& l) {
-  Conditioning c;
-  if (l.cond == CondKind::ClassLabel) c.labels = torch::tensor(parse_int_list(a.labels, "class label"), torch::kLong);
-  return c;
+// The conditioning of the samples from the flags: class labels for a class-conditional model;
+// caption features (and their unconditional branch, size and micro-conditions) for a text model.
+TextConditioning conditioning_from_flags(const SampleArgs& a, const Model& model, const std::string& sampler,
+                                         const torch::Device& device, Log& log) {
+  const LatentSpec& l = model.latent();
+  if (l.cond == CondKind::Text) return text_conditioning(a.text, model, a.ckpt, sampler, device, log);
+  for (auto name : {"prompt", "negative", "caption_embeddings", "null_caption", "cfg_drop_mask"})
+    if (a.text.given(name)) fail("--", a.text.opts.at(name)->get_name().substr(2), " applies to text-to-image models; this ",
+                                 model.name(), " is not one");
+  TextConditioning t;
+  if (l.cond == CondKind::ClassLabel) t.cond.labels = torch::tensor(parse_int_list(a.labels, "class label"), torch::kLong);
+  if (a.text.given("width") || a.text.given("height"))
+    std::tie(t.latent_height, t.latent_width) = requested_latent_size(a.text, model, log);
+  return t;
+}
+
+// PixArt's inference.py: 20 DPM-Solver steps, 100 IDDPM steps; DiT's sample.py: 250.
+std::string default_steps(const std::string& sampler, const SamplingDefaults& d) {
+  if (sampler == d.sampler) return d.steps;
+  return sampler == "dpm-solver" ? "20" : sampler == "iddpm" ? "100" : "250";
 }
 
 std::string labels_text(const SamplingRequest& req) {
@@ -57,14 +74,15 @@ std::string labels_text(const SamplingRequest& req) {
   return join(std::vector<int64_t>(l.data_ptr<int64_t>(), l.data_ptr<int64_t>() + l.numel()));
 }
 
-SamplingRequest make_request(const SampleArgs& a, const Model& model, const torch::Device& device, const Log& log) {
+SamplingRequest make_request(const SampleArgs& a, const Model& model, const torch::Device& device, Log& log) {
   if (a.cfg_channels != "3" && a.cfg_channels != "all") fail("--cfg-channels must be 3 or all, got '", a.cfg_channels, "'");
   SamplingRequest req;
-  req.cond = conditioning_from_flags(a, model.latent());
-  req.steps = a.steps;
-  req.sampler = a.sampler;
+  // The family's reference settings where neither the flags nor the checkpoint say otherwise.
+  const SamplingDefaults d = sampling_defaults(model.spec());
+  req.sampler = a.given("sampler") ? a.sampler : d.sampler;
+  req.steps = a.given("steps") ? a.steps : default_steps(req.sampler, d);
   req.eta = a.eta;
-  req.cfg_scale = a.cfg_scale;
+  req.cfg_scale = a.given("cfg_scale") ? a.cfg_scale : d.cfg_scale;
   req.guided_channels = a.cfg_channels == "all" ? -1 : 3;
   req.density = a.density;
   // A checkpoint may recommend sampling settings; explicit flags win.
@@ -72,6 +90,15 @@ SamplingRequest make_request(const SampleArgs& a, const Model& model, const torc
   for (auto name : {"steps", "sampler", "density", "cfg_channels", "cfg_scale", "eta"})
     if (a.given(name)) given.insert(name);
   for (const auto& w : apply_recommended(model, req, given)) log.info("warning: " + w);
+  // PixArt's DPM-Solver guides every eps channel; forward_with_cfg (ddpm, iddpm, ...) the first 3.
+  if (!a.given("cfg_channels") && !recommended_sampling(model).count("cfg_channels") && req.sampler == "dpm-solver")
+    req.guided_channels = -1;
+  TextConditioning tc = conditioning_from_flags(a, model, req.sampler, device, log);
+  req.cond = tc.cond;
+  req.uncond = tc.uncond;
+  req.height = tc.latent_height;
+  req.width = tc.latent_width;
+  if (!tc.description.empty()) log.info("conditioning: " + tc.description);
   req.seed = a.seed;
   req.batch_size = a.batch_size;
   req.device = device;
@@ -110,11 +137,13 @@ void write_outputs(const SampleArgs& a, const Model& model, const SamplingReques
     log.stage("saved latents to " + a.save_latents);
   }
   torch::Tensor images;
-  if (a.vae != "none") {
-    auto vae = load_vae(a.vae);
+  // A whole diffusers pipeline folder brings its VAE (vae/) unless --vae says otherwise.
+  const std::string vae_dir = a.given("vae") || !is_pipeline_folder(a.ckpt) ? a.vae : a.ckpt + "/vae";
+  if (vae_dir != "none") {
+    auto vae = load_vae(vae_dir);
     vae->to(device);
     images = vae->decode_latents(res.samples.to(device)).to(torch::kCPU);
-    log.stage("decoded with the VAE in " + a.vae);
+    log.stage("decoded with the VAE in " + vae_dir);
   } else if (!model.latent().latent_space()) {
     images = res.samples;  // pixel-space model: the samples are the images
   }
@@ -167,6 +196,7 @@ void run_sample(SampleArgs& a) {
   const auto device = parse_device(a.device);
   LoadOptions lo;
   if (a.num_heads > 0) lo.num_heads = a.num_heads;
+  if (a.lewei_scale > 0) lo.config["lewei_scale"] = a.lewei_scale;
   Model model = Model::load(a.ckpt, lo);
   model.to(device);
   log.stage("loaded " + model.describe() + " from " + a.ckpt);
@@ -188,16 +218,23 @@ void register_sample(CLI::App& app) {
   auto& o = a->opts;
   o["ckpt"] = c->add_option("-m,--ckpt", a->ckpt, "checkpoint (.pt, .safetensors, diffusers folder)")->required();
   o["num_heads"] = c->add_option("--num-heads", a->num_heads, "attention heads (default from the hidden size)");
+  o["lewei_scale"] = c->add_option("--lewei-scale,--interpolation-scale", a->lewei_scale,
+                                   "PixArt position-embedding scale a .pth does not store (default: 2 for a 1024-px "
+                                   "model, else 1)");
   o["image_size"] = c->add_option("--image-size", a->image_size, "image size in pixels (checked against the model)");
   o["latent_size"] = c->add_option("--latent-size", a->latent_size, "latent size (checked against the model)");
   o["num_classes"] = c->add_option("--num-classes", a->num_classes, "number of classes (checked against the model)");
   o["labels"] = c->add_option("--class-labels", a->labels, "comma-separated class labels")->capture_default_str();
   o["seed"] = c->add_option("-s,--seed", a->seed, "random seed")->capture_default_str();
-  o["steps"] = c->add_option("--num-sampling-steps,--steps", a->steps, "respacing: 250, ddim50, 10,15,20")->capture_default_str();
-  o["sampler"] = c->add_option("--sampler,--sampling-method", a->sampler, "ddpm | ddim | dpm++2m")->capture_default_str();
+  o["steps"] = c->add_option("--num-sampling-steps,--steps", a->steps,
+                             "respacing: 250, ddim50, 10,15,20; dpm-solver: a step count (default 250, PixArt 20)");
+  o["sampler"] = c->add_option("--sampler,--sampling-method", a->sampler,
+                               "ddpm | iddpm | ddim | dpm++2m | dpm-solver (default: the family's: ddpm for DiT, "
+                               "dpm-solver for PixArt)");
   o["eta"] = c->add_option("--eta", a->eta, "DDIM eta")->capture_default_str();
-  o["cfg_scale"] = c->add_option("--cfg-scale", a->cfg_scale, "guidance scale; 1 = no guidance")->capture_default_str();
-  o["cfg_channels"] = c->add_option("--cfg-channels", a->cfg_channels, "3 (DiT release) | all")->capture_default_str();
+  o["cfg_scale"] = c->add_option("--cfg-scale", a->cfg_scale, "guidance scale; 1 = no guidance (default: 4 DiT, 4.5 PixArt)");
+  o["cfg_channels"] = c->add_option("--cfg-channels", a->cfg_channels,
+                                    "3 (DiT's and PixArt's forward_with_cfg) | all (default for dpm-solver)");
   o["density"] = c->add_option("--density", a->density,
                                "SparseDiT token density: full | fixed:S | range:RMIN,RMAX | sides:a,b,c,d | per-step:RMIN,RMAX");
   o["vae"] = c->add_option("--vae", a->vae, "diffusers VAE folder to decode latents, or none")->capture_default_str();
@@ -210,6 +247,7 @@ void register_sample(CLI::App& app) {
   o["batch_size"] = c->add_option("--batch-size", a->batch_size,
                                   "labels per run; each chunk draws its own z then its per-step noise, in order");
   o["quiet"] = c->add_flag("-q,--quiet", a->quiet, "print nothing but errors");
+  add_text_flags(c, a->text);
   c->callback([a] { run_sample(*a); });
 }
 

@@ -2,8 +2,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <memory>
 
+#include "diffusion/dpm_solver.h"
 #include "diffusion/gaussian_diffusion.h"
 #include "diffusion/samplers.h"
 #include "models/guidance.h"
@@ -87,6 +91,67 @@ double mean_gmacs(const Model& model, const DensitySchedule& sched, const std::v
   return sum / static_cast<double>(timesteps.size()) / 1e9;
 }
 
+const std::vector<std::string>& pipeline_sampler_names() {
+  static const std::vector<std::string> names = {"ddpm", "iddpm", "ddim", "dpm++2m", "dpm-solver"};
+  return names;
+}
+
+namespace {
+
+// Classifier-free guidance of PixArt's DPM-Solver wrapper (docs/pixart.md §5.3): one forward of
+// [uncond; cond] at the same time, eps = u + s·(c − u) on the guided channels (every eps channel
+// by default), the conditional eps elsewhere; the learned variance is dropped.
+torch::Tensor guided_eps_uncond_first(const torch::Tensor& out, int64_t eps_channels, int64_t axis, double scale,
+                                      int64_t guided) {
+  const int64_t n = out.size(0) / 2;
+  auto eps = out.narrow(axis, 0, eps_channels);
+  auto u = eps.narrow(0, 0, n), c = eps.narrow(0, n, n);
+  const int64_t g = guided < 0 ? eps_channels : std::min(guided, eps_channels);
+  auto mixed = u.narrow(axis, 0, g) + scale * (c.narrow(axis, 0, g) - u.narrow(axis, 0, g));
+  return g == eps_channels ? mixed : torch::cat({mixed, c.narrow(axis, g, eps_channels - g)}, axis);
+}
+
+// The respaced Gaussian-diffusion samplers (ddpm = iddpm, ddim, dpm++2m) or PixArt's DPM-Solver:
+// the timesteps a run visits, and one run from z over its conditioning rows.
+struct SamplerPlan {
+  std::unique_ptr<GaussianDiffusion> diffusion;
+  std::unique_ptr<NoiseScheduleVP> dpm;
+  int64_t dpm_steps = 0;
+  int64_t steps = 0;
+  std::vector<int64_t> visited;  // original timesteps (the integer part of DPM-Solver's fractional ones)
+};
+
+SamplerPlan plan_sampler(const SamplingRequest& req, const LatentSpec& spec) {
+  SamplerPlan p;
+  const auto& names = pipeline_sampler_names();
+  if (std::find(names.begin(), names.end(), req.sampler) == names.end())
+    fail("unknown sampler '", req.sampler, "' (choose ddpm, iddpm, ddim, dpm++2m or dpm-solver)");
+  if (req.sampler == "dpm-solver") {
+    size_t pos = 0;
+    try {
+      p.dpm_steps = std::stoll(req.steps, &pos);
+    } catch (const std::exception&) {
+      pos = 0;
+    }
+    if (pos == 0 || pos != req.steps.size() || p.dpm_steps < 2)
+      fail("dpm-solver takes a number of steps (at least 2), got '", req.steps, "'");
+    p.dpm = std::make_unique<NoiseScheduleVP>(linear_betas(1000));
+    p.steps = p.dpm_steps;
+    for (const double t : dpm_solver_model_times(*p.dpm, p.dpm_steps))
+      p.visited.push_back(static_cast<int64_t>(std::floor(t)));
+    return p;
+  }
+  DiffusionOptions dopt;
+  dopt.respacing = req.steps;
+  dopt.learn_sigma = spec.learn_sigma;
+  p.diffusion = std::make_unique<GaussianDiffusion>(dopt);
+  p.steps = p.diffusion->num_timesteps();
+  p.visited = p.diffusion->timestep_map();
+  return p;
+}
+
+}  // namespace
+
 SamplingResult run_sampling(Model& model, const SamplingRequest& req, const SamplingProgress& progress) {
   const LatentSpec& spec = model.latent();
   const int64_t n = req.samples();
@@ -95,21 +160,19 @@ SamplingResult run_sampling(Model& model, const SamplingRequest& req, const Samp
   const int64_t H = req.height > 0 ? req.height : spec.height, W = req.width > 0 ? req.width : spec.width;
   const Grid dense = spec.grid(H, W);
   const auto sched = sampling_schedule(model, req.density, dense);
-
-  DiffusionOptions dopt;
-  dopt.respacing = req.steps;
-  dopt.learn_sigma = spec.learn_sigma;
-  GaussianDiffusion diffusion(dopt);
+  const SamplerPlan plan = plan_sampler(req, spec);
   SampleOptions sopt;
-  sopt.sampler = req.sampler;
+  sopt.sampler = req.sampler == "iddpm" ? "ddpm" : req.sampler;  // IDDPM's p_sample_loop is DiT's ddpm
   sopt.eta = req.eta;
   // An unconditional model has nothing to guide: it samples without CFG whatever the scale.
   const bool use_cfg = req.cfg_scale != 1.0 && spec.cond != CondKind::None;
   const Conditioning uncond_all = !use_cfg ? Conditioning{} : req.uncond ? *req.uncond : model.null_conditioning(req.cond);
+  if (use_cfg && uncond_all.batch() != n)
+    fail("the unconditional conditioning has ", uncond_all.batch(), " rows for ", n, " samples");
 
   SamplingResult res;
-  res.steps = diffusion.num_timesteps();
-  res.visited_timesteps = diffusion.timestep_map();
+  res.steps = plan.steps;
+  res.visited_timesteps = plan.visited;
   res.density_description = sched.describe();
   res.mean_gmacs = mean_gmacs(model, sched, res.visited_timesteps);
 
@@ -119,13 +182,23 @@ SamplingResult run_sampling(Model& model, const SamplingRequest& req, const Samp
   g.eps_channels = spec.channels;
   g.channel_axis = spec.channel_axis;
   Conditioning c_run;
-  ModelFn fn = [&](const torch::Tensor& x, const torch::Tensor& t) {
+  auto denoise = [&](const torch::Tensor& t) -> DenoiseFn {
     const Grid grid = sched.grid_at(t[0].item<double>());
     res.grid_calls[grid] += 1;
-    DenoiseFn f = [&](const torch::Tensor& xx, const torch::Tensor& tt, const Conditioning& cc) {
+    return [&model, grid](const torch::Tensor& xx, const torch::Tensor& tt, const Conditioning& cc) {
       return model.forward(xx, tt, cc, grid);
     };
+  };
+  ModelFn fn = [&](const torch::Tensor& x, const torch::Tensor& t) {
+    const DenoiseFn f = denoise(t);
     return use_cfg ? forward_with_cfg(f, x, t, c_run, g) : f(x, t, c_run);
+  };
+  // DPM-Solver: uncond first, the time fed to both halves, eps only.
+  EpsFn eps = [&](const torch::Tensor& x, const torch::Tensor& t) {
+    const DenoiseFn f = denoise(t);
+    if (!use_cfg) return f(x, t, c_run).narrow(spec.channel_axis, 0, spec.channels);
+    return guided_eps_uncond_first(f(torch::cat({x, x}, 0), torch::cat({t, t}, 0), c_run), spec.channels,
+                                   spec.channel_axis, req.cfg_scale, req.guided_channels);
   };
 
   torch::NoGradGuard ng;
@@ -137,18 +210,24 @@ SamplingResult run_sampling(Model& model, const SamplingRequest& req, const Samp
   for (int64_t s = 0, run = 0; s < n; s += chunk, ++run) {
     const int64_t b = std::min(chunk, n - s);
     const Conditioning c = req.cond.empty() ? Conditioning{} : req.cond.narrow(s, b).to(req.device);
-    // The reference order: z first, then one randn_like per step; each chunk is one such run.
+    // The reference order: z first, then (ddpm, ddim) one randn_like per step; each chunk is one such run.
     auto z = torch::randn(spec.shape(b, H, W), torch::TensorOptions().device(req.device));
-    if (use_cfg) {
-      z = torch::cat({z, z}, 0);
-      c_run = Conditioning::cat(c, uncond_all.narrow(s, b).to(req.device));
-    } else {
-      c_run = c;
-    }
-    sopt.on_step = [&](int64_t i, int64_t total) {
+    auto on_step = [&](int64_t i, int64_t total) {
       if (progress) progress(run, res.runs, i, total);
     };
-    auto out = sample_loop(diffusion, fn, z, sopt);
+    torch::Tensor out;
+    if (plan.dpm) {
+      c_run = use_cfg ? Conditioning::cat(uncond_all.narrow(s, b).to(req.device), c) : c;
+      DpmSolverOptions dopt;
+      dopt.steps = plan.dpm_steps;
+      dopt.on_step = on_step;
+      out = dpm_solver_sample(*plan.dpm, eps, z, dopt);
+    } else {
+      if (use_cfg) z = torch::cat({z, z}, 0);
+      c_run = use_cfg ? Conditioning::cat(c, uncond_all.narrow(s, b).to(req.device)) : c;
+      sopt.on_step = on_step;
+      out = sample_loop(*plan.diffusion, fn, z, sopt);
+    }
     cond.push_back(out.narrow(0, 0, b).to(torch::kCPU));
   }
   compat::cuda_synchronize(req.device);

@@ -187,9 +187,9 @@ torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) {
   return proj->forward(x).flatten(2).transpose(1, 2);
 }
 
-MlpImpl::MlpImpl(int64_t dim, int64_t hidden) {
+MlpImpl::MlpImpl(int64_t dim, int64_t hidden, int64_t out) {
   fc1 = register_module("fc1", torch::nn::Linear(dim, hidden));
-  fc2 = register_module("fc2", torch::nn::Linear(hidden, dim));
+  fc2 = register_module("fc2", torch::nn::Linear(hidden, out > 0 ? out : dim));
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {

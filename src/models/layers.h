@@ -75,7 +75,8 @@ TORCH_MODULE(PatchEmbed);
 
 class MlpImpl : public torch::nn::Module {
  public:
-  MlpImpl(int64_t dim, int64_t hidden);
+  // dim -> hidden -> out (out 0: dim), as timm's Mlp(in_features, hidden_features, out_features).
+  MlpImpl(int64_t dim, int64_t hidden, int64_t out = 0);
   torch::Tensor forward(const torch::Tensor& x);  // fc1, GELU(tanh), fc2
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
 };

@@ -20,6 +20,22 @@ struct LoadOptions {
   // false: a head count that neither the file nor a default fixes is left 0 ("unknown") instead of
   // an error; only for describing a checkpoint, never for building it.
   bool heads_required = true;
+  // Config values a file cannot hold, given on the command line (PixArt's lewei_scale); keys as in
+  // the family's config JSON. A family ignores the keys it does not have.
+  nlohmann::json config = nlohmann::json::object();
+};
+
+// How a family's reference samples it, used where the user and the checkpoint say nothing.
+struct SamplingDefaults {
+  std::string sampler = "ddpm";
+  std::string steps = "250";
+  double cfg_scale = 4.0;
+};
+
+// The output size a text-to-image request asks for, in image pixels.
+struct SizeRequest {
+  int64_t height = 0, width = 0;
+  bool exact_ratio = false;  // aspect ratio = height / width (diffusers) instead of the nearest bucket key
 };
 
 // Settings a user may change on a preset or a fresh model (bench, train, flops); unset = keep.
@@ -27,6 +43,7 @@ struct SpecOverrides {
   std::optional<int64_t> hidden_size, depth, patch_size, num_heads;
   std::optional<int64_t> height, width;  // latent size
   std::optional<int64_t> in_channels, num_classes;  // what the training data has
+  std::optional<int64_t> context_len, context_dim;  // its captions' tokens and channels (text models)
 };
 
 struct Family {
@@ -48,6 +65,13 @@ struct Family {
   std::function<FlopsReport(const ModelSpec&, const Grid& dense, const Grid& sparse)> flops;
   // (label, value) lines for `sparsedit info` and one-line descriptions.
   std::function<std::vector<std::pair<std::string, std::string>>(const ModelSpec&)> describe;
+
+  // Optional rows (empty: the family has none of these).
+  std::function<SamplingDefaults(const ModelSpec&)> sampling_defaults;
+  // The micro-conditions of an output of that size (PixArt-MS: img_hw and aspect_ratio, one row).
+  std::function<Conditioning(const ModelSpec&, const SizeRequest&)> size_conditions;
+  // The size of the family's resolution bucket closest to a requested one (PixArt-MS's table).
+  std::function<SizeRequest(const ModelSpec&, const SizeRequest&)> snap_to_bucket;
 };
 
 const std::vector<Family>& families();
@@ -61,9 +85,13 @@ const Family& family_of(const StateDict& native);
 ModelSpec detect_spec(const StateDict& native, const LoadOptions& opt = {});
 // "DiT-XL/2", "PixArt-XL/2", ...; throws listing every family's presets.
 ModelSpec preset_spec(const std::string& name);
+// Every family's presets, for help texts: "DiT-S/2 ... PixArt-XL/2".
+std::string all_presets();
 // The family's display name: "DiT" or "SparseDiT" etc.
 std::string display_name(const ModelSpec& spec);
 // One line: "SparseDiT (hidden 64, depth 6, ...)".
 std::string describe_line(const ModelSpec& spec);
+// The family's sampling defaults (DiT's sample.py when the family sets none).
+SamplingDefaults sampling_defaults(const ModelSpec& spec);
 
 }  // namespace sdit

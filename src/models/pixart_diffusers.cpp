@@ -1,0 +1,154 @@
+// Diffusers' PixArtTransformer2DModel layout mapped back to the original PixArt names (the inverse
+// of diffusers' scripts/convert_pixart_alpha_to_diffusers.py, for any depth; docs/pixart.md §3.2):
+// attn1.to_{q,k,v} -> attn.qkv, attn2.to_{k,v} -> cross_attn.kv_linear, adaln_single -> t_embedder,
+// t_block, csize/ar_embedder, caption_projection -> y_embedder.y_proj. pos_embed is recomputed from
+// config.json; the learned null caption (y_embedding) does not exist in this layout.
+#include <set>
+
+#include "io/json_fields.h"
+#include "models/pixart.h"
+#include "util/error.h"
+
+namespace sdit {
+
+using nlohmann::json;
+
+bool is_diffusers_pixart(const StateDict& sd) {
+  return sd.contains("adaln_single.linear.weight") && sd.contains("caption_projection.linear_1.weight");
+}
+
+namespace {
+
+// config.json with the defaults diffusers derives where the released configs are silent.
+struct DiffusersPixArt {
+  int64_t sample_size = 0, heads = 0;
+  double interpolation_scale = 1.0;
+  bool additional_conditions = false;
+  bool conditions_given = false;  // use_additional_conditions present (else: sample_size == 128)
+};
+
+DiffusersPixArt read_config(const std::string& text, const std::string& source) {
+  if (text.empty())
+    fail("diffusers PixArt checkpoint '", source, "' has no config.json beside it; its sample_size (the latent side "
+         "of the training size) is needed for the position embedding");
+  json cfg;
+  try {
+    cfg = json::parse(text);
+  } catch (const json::exception& e) {
+    fail("config.json of '", source, "' is not valid JSON: ", e.what());
+  }
+  const JsonFields f(cfg, "config.json of '" + source + "'");
+  std::string cls, norm;
+  f.get("_class_name", cls);
+  f.get("norm_type", norm);
+  // The released repos say Transformer2DModel; diffusers remaps it by norm_type == "ada_norm_single".
+  if (!cls.empty() && cls != "Transformer2DModel" && cls != "PixArtTransformer2DModel")
+    fail("config.json of '", source, "' describes a ", cls, ", not a PixArt transformer");
+  if (!norm.empty() && norm != "ada_norm_single")
+    fail("config.json of '", source, "': norm_type '", norm, "' is not PixArt's ada_norm_single");
+  DiffusersPixArt d;
+  if (!f.has("sample_size")) fail("config.json of '", source, "' has no 'sample_size'");
+  f.get("sample_size", d.sample_size, true);
+  f.get("num_attention_heads", d.heads, true);
+  d.interpolation_scale = static_cast<double>(std::max<int64_t>(d.sample_size / 64, 1));
+  f.get("interpolation_scale", d.interpolation_scale);
+  d.additional_conditions = d.sample_size == 128;
+  d.conditions_given = f.has("use_additional_conditions");
+  f.get("use_additional_conditions", d.additional_conditions);
+  return d;
+}
+
+}  // namespace
+
+StateDict convert_diffusers_pixart(const StateDict& sd, const std::string& config_json, const std::string& source) {
+  const DiffusersPixArt d = read_config(config_json, source);
+  std::set<std::string> used;
+  auto take = [&](const std::string& k) {
+    const torch::Tensor* t = sd.find(k);
+    if (!t) fail("diffusers PixArt checkpoint '", source, "' lacks tensor '", k, "'");
+    used.insert(k);
+    return *t;
+  };
+  StateDict out;
+  auto pair = [&](const std::string& dst, const std::string& src) {
+    for (const std::string wb : {".weight", ".bias"}) out.set(dst + wb, take(src + wb));
+  };
+  auto cat = [&](const std::string& dst, const std::vector<std::string>& srcs) {
+    for (const std::string wb : {".weight", ".bias"}) {
+      std::vector<torch::Tensor> parts;
+      for (const auto& s : srcs) parts.push_back(take(s + wb));
+      out.set(dst + wb, torch::cat(parts, 0));
+    }
+  };
+  const torch::Tensor patch_w = take("pos_embed.proj.weight");
+  if (patch_w.dim() != 4 || patch_w.size(2) != patch_w.size(3))
+    fail("diffusers PixArt checkpoint '", source, "': pos_embed.proj.weight has shape ",
+         shape_str(patch_w.sizes().vec()), ", expected [hidden, channels, p, p]");
+  const int64_t hidden = patch_w.size(0), patch = patch_w.size(2);
+  if (d.sample_size % patch != 0)
+    fail("config.json of '", source, "': sample_size ", d.sample_size, " is not a multiple of the patch size ", patch);
+  const int64_t base = d.sample_size / patch;
+  out.set("pos_embed", sincos_pos_embed_2d(hidden, base, base, base, base, d.interpolation_scale));
+  out.set("x_embedder.proj.weight", patch_w);
+  out.set("x_embedder.proj.bias", take("pos_embed.proj.bias"));
+  pair("t_embedder.mlp.0", "adaln_single.emb.timestep_embedder.linear_1");
+  pair("t_embedder.mlp.2", "adaln_single.emb.timestep_embedder.linear_2");
+  pair("t_block.1", "adaln_single.linear");
+  pair("y_embedder.y_proj.fc1", "caption_projection.linear_1");
+  pair("y_embedder.y_proj.fc2", "caption_projection.linear_2");
+  int64_t depth = 0;
+  while (sd.contains("transformer_blocks." + std::to_string(depth) + ".scale_shift_table")) ++depth;
+  if (depth == 0) fail("diffusers PixArt checkpoint '", source, "' has no transformer_blocks.0.scale_shift_table");
+  for (int64_t i = 0; i < depth; ++i) {
+    const std::string s = "transformer_blocks." + std::to_string(i) + ".", o = "blocks." + std::to_string(i) + ".";
+    out.set(o + "scale_shift_table", take(s + "scale_shift_table"));
+    cat(o + "attn.qkv", {s + "attn1.to_q", s + "attn1.to_k", s + "attn1.to_v"});
+    pair(o + "attn.proj", s + "attn1.to_out.0");
+    pair(o + "cross_attn.q_linear", s + "attn2.to_q");
+    cat(o + "cross_attn.kv_linear", {s + "attn2.to_k", s + "attn2.to_v"});  // K rows first, then V
+    pair(o + "cross_attn.proj", s + "attn2.to_out.0");
+    pair(o + "mlp.fc1", s + "ff.net.0.proj");
+    pair(o + "mlp.fc2", s + "ff.net.2");
+  }
+  out.set("final_layer.scale_shift_table", take("scale_shift_table"));
+  pair("final_layer.linear", "proj_out");
+  const bool has_sizes = sd.contains("adaln_single.emb.resolution_embedder.linear_1.weight");
+  if (has_sizes != d.additional_conditions)
+    fail("config.json of '", source, "' says use_additional_conditions = ", d.additional_conditions ? "true" : "false",
+         d.conditions_given ? "" : " (by default: sample_size == 128)", " but the weights ",
+         has_sizes ? "hold" : "lack", " the resolution/aspect-ratio embedders");
+  if (has_sizes) {
+    pair("csize_embedder.mlp.0", "adaln_single.emb.resolution_embedder.linear_1");
+    pair("csize_embedder.mlp.2", "adaln_single.emb.resolution_embedder.linear_2");
+    pair("ar_embedder.mlp.0", "adaln_single.emb.aspect_ratio_embedder.linear_1");
+    pair("ar_embedder.mlp.2", "adaln_single.emb.aspect_ratio_embedder.linear_2");
+  }
+  std::vector<std::string> unknown;
+  for (const auto& k : sd.keys())
+    if (!used.count(k)) unknown.push_back(k);
+  if (!unknown.empty())
+    fail("diffusers checkpoint '", source, "' is not a PixArt transformer: ", unknown.size(),
+         " unexpected tensor(s), e.g. '", unknown.front(), "'");
+
+  PixArtConfig c;
+  c.input_size = d.sample_size;
+  c.patch_size = patch;
+  c.in_channels = patch_w.size(1);
+  c.hidden_size = hidden;
+  c.depth = depth;
+  c.caption_channels = out.at("y_embedder.y_proj.fc1.weight").size(1);
+  c.mlp_ratio = static_cast<double>(out.at("blocks.0.mlp.fc1.weight").size(0)) / static_cast<double>(hidden);
+  c.lewei_scale = d.interpolation_scale;
+  c.learn_sigma = out.at("final_layer.linear.weight").size(0) == patch * patch * 2 * c.in_channels;
+  c.micro_conditions = has_sizes;
+  c.null_caption = false;
+  json cfg = c.to_json();
+  if (d.heads > 0) cfg["num_heads"] = d.heads;
+  else cfg.erase("num_heads");
+  out.metadata = sd.metadata;
+  out.metadata["source_format"] = "diffusers";
+  out.metadata["config"] = cfg.dump();
+  return out;
+}
+
+}  // namespace sdit

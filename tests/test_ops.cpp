@@ -360,6 +360,23 @@ std::vector<OpCase> op_cases() {
                    [=] { return Tensors{rnd({3, 5, 8}), rnd({3, 7, 8}), rnd({3, 7, 8})}; },
                    [](const Tensors& t) { return multi_head_attention(t[0], t[1], t[2], 2); },
                    [](const Tensors& t) { return ref_attention(t[0], t[1], t[2], 2); }});
+  cases.push_back({"attention on strided q/k/v (chunks of one qkv projection)",
+                   [=] { return Tensors{rnd({3, 6, 24})}; },
+                   [](const Tensors& t) {
+                     auto p = t[0].chunk(3, -1);
+                     return multi_head_attention(p[0], p[1], p[2], 2);
+                   },
+                   [](const Tensors& t) {
+                     auto p = t[0].chunk(3, -1);
+                     return ref_attention(p[0].contiguous(), p[1].contiguous(), p[2].contiguous(), 2);
+                   }});
+  cases.push_back({"attention, training path (autograd on)",
+                   [=] { return Tensors{rnd({3, 5, 8}), rnd({3, 7, 8}), rnd({3, 7, 8})}; },
+                   [](const Tensors& t) {
+                     torch::AutoGradMode on(true);
+                     return multi_head_attention(t[0].clone().requires_grad_(), t[1], t[2], 2).detach();
+                   },
+                   [](const Tensors& t) { return ref_attention(t[0], t[1], t[2], 2); }});
   cases.push_back({"attention with key mask",
                    [=] {
                      auto m = torch::ones({3, 7}, torch::kLong);
@@ -463,7 +480,7 @@ std::vector<torch::Device> devices() {
 
 TEST(Ops, EveryOpMatchesItsPlainFormula) {
   const auto cases = op_cases();
-  ASSERT_EQ(cases.size(), 4u + 2 * 4 + 3 + 2 + block_cases().size());  // the table is what it says
+  ASSERT_EQ(cases.size(), 6u + 2 * 4 + 3 + 2 + block_cases().size());  // the table is what it says
   int checked = 0;
   for (auto& c : cases) {
     torch::manual_seed(1);

@@ -17,7 +17,9 @@
 #include "cli/common.h"
 #include "diffusion/density_schedule.h"
 #include "bench/bench.h"
+#include "bench/bench_text.h"
 #include "models/registry.h"
+#include "models/t5_load.h"
 #include "util/error.h"
 #include "util/strings.h"
 
@@ -26,7 +28,7 @@ namespace {
 
 struct BenchArgs {
   std::string model, ckpt, layout, image_sizes, latent_sizes, batches = "1", threads, steps = "250";
-  std::string device = "cpu", dtype = "fp32";
+  std::string device = "cpu", dtype;  // empty: fp32 (DiT), bf16 and fp32 (text encoders)
   std::vector<std::string> densities;
   std::string train_intervals = "stages";
   bool random_weights = false, cfg = false, json = false, csv = false, md = false, quiet = false, train = false;
@@ -206,14 +208,40 @@ void print_csv(const std::vector<BenchRow>& rows) {
   }
 }
 
+// Text encoders have their own row (bench/bench_text.h): seconds per encode of a PixArt CFG pair (each
+// image's prompt + the negative prompt, --batch-size images) at 120 tokens, and peak memory.
+void run_text_encoder(const BenchArgs& a) {
+  if (!a.random_weights) fail("bench: --model ", a.model, " has no weights; add --random-weights");
+  TextBenchOptions t;
+  t.model = a.model;
+  t.batch = 2 * parse_int_list(a.batches, "--batch-size").front();
+  t.num_layers = a.depth;
+  t.reps = a.reps;
+  t.warmup = a.warmup;
+  t.seed = a.seed;
+  if (!a.threads.empty()) t.threads = static_cast<int>(parse_int_list(a.threads, "--threads").front());
+  if (!a.dtype.empty()) {
+    t.dtypes.clear();
+    std::stringstream ss(a.dtype);
+    for (std::string d; std::getline(ss, d, ',');) t.dtypes.push_back(parse_t5_dtype(d));
+  }
+  TextBenchLog log;
+  if (!a.quiet) log = [](const std::string& m) { std::fprintf(stderr, "bench %s\n", m.c_str()); };
+  const auto rows = run_text_encoder_bench(t, log);
+  if (a.json) std::cout << text_bench_json(rows).dump(2) << "\n";
+  else if (a.csv) std::cout << text_bench_csv(rows);
+  else std::cout << text_bench_markdown(rows, t);
+}
+
 void run(const BenchArgs& a) {
   if (static_cast<int>(a.json) + static_cast<int>(a.csv) + static_cast<int>(a.md) > 1)
     fail("bench: give at most one of --json, --csv, --md");
+  if (a.model.rfind("t5", 0) == 0) return run_text_encoder(a);
   const BenchModelSource source = resolve_source(a);
 
   BenchOptions o;
   o.device = parse_device(a.device);
-  o.dtype = parse_dtype(a.dtype);
+  o.dtype = parse_dtype(a.dtype.empty() ? "fp32" : a.dtype);
   o.cfg = a.cfg;
   o.reps = a.reps;
   o.warmup = a.warmup;
@@ -261,7 +289,8 @@ void run(const BenchArgs& a) {
 void register_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   auto* c = app.add_subcommand("bench", "Time DiT / SparseDiT sampling forwards per size, density, batch and threads");
-  auto* model = c->add_option("--model", a->model, "Published config (" + all_presets() + "; needs --random-weights)");
+  auto* model = c->add_option("--model", a->model,
+                              "Published config (" + all_presets() + "), or a text encoder t5-v1_1-xxl (needs --random-weights)");
   auto* ckpt = c->add_option("-m,--ckpt", a->ckpt, "Checkpoint to bench (a dense one only runs `full`)");
   model->excludes(ckpt);
   c->add_flag("--random-weights", a->random_weights,
@@ -278,7 +307,7 @@ void register_bench(CLI::App& app) {
   c->add_option("--num-sampling-steps", a->steps, "Respacing of the 1000 steps: N, N1,N2,... or ddimN")
       ->capture_default_str();
   c->add_option("--device", a->device, "cpu | cuda | cuda:N")->capture_default_str();
-  c->add_option("--dtype", a->dtype, "fp32 | bf16 | fp16 (model and inputs are cast)")->capture_default_str();
+  c->add_option("--dtype", a->dtype, "fp32 | bf16 | fp16 (model and inputs are cast; default fp32; t5-*: bf16,fp32)");
   c->add_flag("--cfg", a->cfg, "Classifier-free guidance: each forward runs twice the batch");
   c->add_flag("--train", a->train,
               "Time optimisation steps (forward + backward + AdamW) instead of sampling forwards; batch = global batch");

@@ -16,5 +16,6 @@ void register_bench(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_train_classifier(CLI::App& app);
 void register_dist_check(CLI::App& app);
+void register_encode_text(CLI::App& app);
 
 }  // namespace sdit::cli

@@ -59,8 +59,8 @@ constexpr int64_t kMaxNodes = 20'000'000;
 
 class Unpickler {
  public:
-  Unpickler(const uint8_t* data, size_t size, const std::string& what, const StorageLoader& loader)
-      : p_(data), size_(size), what_(what), loader_(loader) {}
+  Unpickler(const uint8_t* data, size_t size, const std::string& what, const StorageLoader& loader, bool alias)
+      : p_(data), size_(size), what_(what), loader_(loader), alias_(alias) {}
 
   PyValue run(size_t* consumed) {
     Node* result = nullptr;
@@ -230,6 +230,10 @@ class Unpickler {
     if (numel > 0 ? last >= storage_numel : offset > storage_numel)
       bad(where() + " reaches beyond its storage");
     Node* t = make(K::Tensor);
+    if (alias_) {
+      t->tensor = st->tensor.as_strided(size, stride, offset);
+      return t;
+    }
     t->tensor = torch::empty(size, torch::TensorOptions().dtype(st->dtype));
     if (numel > 0) t->tensor.copy_(st->tensor.as_strided(size, stride, offset));
     return t;
@@ -502,6 +506,7 @@ class Unpickler {
   size_t pos_ = 0, op_pos_ = 0;
   std::string what_;
   const StorageLoader& loader_;
+  bool alias_;
   std::deque<Node> arena_;  // nodes reference each other by pointer; cycles are harmless here
   std::vector<Node*> stack_;
   std::vector<size_t> marks_;
@@ -536,8 +541,8 @@ std::string PyValue::type_name() const {
 }
 
 PyValue unpickle(const uint8_t* data, size_t size, const std::string& what, const StorageLoader& storages,
-                 size_t* consumed) {
-  return Unpickler(data, size, what, storages).run(consumed);
+                 size_t* consumed, bool alias_storages) {
+  return Unpickler(data, size, what, storages, alias_storages).run(consumed);
 }
 
 PickleWriter& PickleWriter::raw(uint8_t opcode) {

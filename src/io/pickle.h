@@ -38,8 +38,11 @@ using StorageLoader = std::function<torch::Tensor(const std::string& key, torch:
 
 // `what` names the source in error messages (e.g. "model.pt:archive/data.pkl").
 // `consumed` (optional) receives the bytes read through STOP, for streams of several pickles.
+// `alias_storages`: tensors are views of the loader's storages (sharing them, and a memory map the
+// loader returns) instead of copies, so a multi-GB checkpoint can be converted tensor by tensor
+// without first holding a copy of all of it.
 PyValue unpickle(const uint8_t* data, size_t size, const std::string& what, const StorageLoader& storages,
-                 size_t* consumed = nullptr);
+                 size_t* consumed = nullptr, bool alias_storages = false);
 
 // Emits protocol-2 opcodes; enough for write_torch_pt and for tests to craft pickles.
 class PickleWriter {

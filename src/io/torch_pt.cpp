@@ -126,7 +126,7 @@ bool is_legacy_torch_file(const std::string& path) {
   return f.get(c) && static_cast<uint8_t>(c) == 0x80;
 }
 
-PyValue read_torch_pt(const std::string& path) {
+PyValue read_torch_pt(const std::string& path, bool alias_storages) {
   auto file = MappedFile::open(path);
   if (file->size() >= 1 && file->data()[0] == 0x80) return read_legacy_torch_pt(file, path);
   if (file->size() < 4 || std::memcmp(file->data(), "PK", 2) != 0)
@@ -166,7 +166,7 @@ PyValue read_torch_pt(const std::string& path) {
     return mapped_storage(zip.file(), zip.data(*e), dtype, numel);
   };
   const uint8_t* bytes = zip.data_checked(*pkl);
-  return unpickle(bytes, pkl->size, "'" + path + "' (" + pkl->name + ")", loader);
+  return unpickle(bytes, pkl->size, "'" + path + "' (" + pkl->name + ")", loader, nullptr, alias_storages);
 }
 
 void write_torch_pt(const std::string& path, const StateDict& sd) {

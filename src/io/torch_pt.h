@@ -10,7 +10,9 @@ namespace sdit {
 
 // The unpickled object, tensors as contiguous CPU copies; the legacy (pre-1.6, non-zip) stream is
 // read too. Throws sdit::Error for TorchScript archives, disallowed globals and any structural problem.
-PyValue read_torch_pt(const std::string& path);
+// alias_storages (zip format only): tensors are views of a copy-on-write memory map of the file,
+// storages shared as in the file, nothing copied (see unpickle).
+PyValue read_torch_pt(const std::string& path, bool alias_storages = false);
 
 // An OrderedDict of tensors that torch.load reads; atomic like write_safetensors.
 void write_torch_pt(const std::string& path, const StateDict& sd);

@@ -18,10 +18,43 @@ torch::Tensor layer_norm(const torch::Tensor& x) {
   return torch::layer_norm(x, {x.size(-1)}, {}, {}, 1e-6);
 }
 
+namespace {
+
+// Inference: one sequence at a time on strided views of q, k, v (each token's heads are contiguous
+// within its row, so a (heads, N, d) view needs no copy), the scale folded into the score GEMM,
+// softmax in place, and the weighted sum written straight into the head-interleaved output. No
+// q/k/v transposes, no second score buffer: the reference's form costs three extra passes.
+torch::Tensor attention_inference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                  int64_t heads, const torch::Tensor& key_mask) {
+  const int64_t S = q.size(0), Nq = q.size(1), Nk = k.size(1), C = q.size(2), hd = C / heads;
+  auto out = torch::empty({S, Nq, C}, q.options());
+  // Zeroed once: baddbmm with beta 0 still scales its input on the CPU (0·NaN from fresh memory would
+  // be NaN); afterwards the buffer only holds finite softmax values from the previous sequence.
+  auto scores = torch::zeros({heads, Nq, Nk}, q.options());
+  const double scale = std::pow(static_cast<double>(hd), -0.5);
+  auto by_head = [&](const torch::Tensor& t, int64_t n) { return t.view({n, heads, hd}).transpose(0, 1); };
+  for (int64_t s = 0; s < S; ++s) {
+    if (key_mask.defined() && s > 0) scores.zero_();  // a fully masked row leaves NaN behind
+    torch::baddbmm_out(scores, scores, by_head(q[s], Nq), by_head(k[s], Nk).transpose(1, 2), 0.0, scale);
+    if (key_mask.defined())
+      scores.masked_fill_(key_mask[s].eq(0).view({1, 1, Nk}), -std::numeric_limits<float>::infinity());
+    at::_softmax_out(scores, scores, -1, false);
+    auto o = by_head(out[s], Nq);
+    torch::bmm_out(o, scores, by_head(v[s], Nk));
+  }
+  return out;
+}
+
+}  // namespace
+
 torch::Tensor multi_head_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                    int64_t heads, const torch::Tensor& key_mask) {
   const int64_t S = q.size(0), Nq = q.size(1), Nk = k.size(1), C = q.size(2);
   const int64_t hd = C / heads;
+  const bool grad = torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+  // The strided views need each token's channels contiguous (true of linear outputs and their chunks).
+  if (!grad && q.stride(2) == 1 && k.stride(2) == 1 && v.stride(2) == 1)
+    return attention_inference(q, k, v, heads, key_mask);
   auto split = [&](const torch::Tensor& t, int64_t n) { return t.reshape({S, n, heads, hd}).permute({0, 2, 1, 3}); };
   auto qh = split(q, Nq) * std::pow(static_cast<double>(hd), -0.5);
   auto scores = torch::matmul(qh, split(k, Nk).transpose(-2, -1));

@@ -279,20 +279,17 @@ std::vector<std::pair<std::string, std::string>> describe(const ModelSpec& spec)
   const PixArtConfig c = PixArtConfig::from_json(spec.config);
   const int64_t g = c.base_size();
   std::vector<std::pair<std::string, std::string>> d = {
-      {"class", c.micro_conditions ? "PixArtMS (multi-scale, micro-conditions img_hw + aspect_ratio)" : "PixArt"},
+      {"class", c.micro_conditions ? "PixArtMS (micro-conditions img_hw, aspect_ratio)" : "PixArt"},
       {"hidden size", std::to_string(c.hidden_size)},
       {"depth", std::to_string(c.depth)},
       {"heads", c.num_heads > 0 ? std::to_string(c.num_heads) : "unknown (pass --num-heads)"},
       {"patch size", std::to_string(c.patch_size)},
       {"input", std::to_string(c.in_channels) + "x" + std::to_string(c.input_size) + "x" +
                     std::to_string(c.input_size) + " (" + std::to_string(g) + "x" + std::to_string(g) + " = " +
-                    std::to_string(g * g) + " tokens, base_size " + std::to_string(g) + ")" +
-                    (c.micro_conditions ? ", any size divisible by the patch" : "")},
-      {"lewei scale", number(c.lewei_scale) + " (position = index * base_size / n / scale)"},
-      {"captions", std::to_string(c.model_max_length) + " tokens x " + std::to_string(c.caption_channels) +
-                       " channels (T5 last_hidden_state)"},
-      {"null caption", c.null_caption ? "learned (y_embedder.y_embedding)"
-                                      : "none in the file (diffusers: T5 of the negative prompt)"},
+                    std::to_string(g * g) + " tokens)" + (c.micro_conditions ? ", or any multiple of the patch" : "")},
+      {"lewei scale", number(c.lewei_scale)},
+      {"captions", std::to_string(c.model_max_length) + " x " + std::to_string(c.caption_channels)},
+      {"null caption", c.null_caption ? "learned" : "none (diffusers layout: T5 of the negative prompt)"},
       {"learn sigma", std::string(c.learn_sigma ? "yes" : "no") + " (" + std::to_string(c.out_channels()) +
                           " output channels)"}};
   if (c.mlp_ratio != 4.0) d.emplace_back("mlp ratio", number(c.mlp_ratio));

@@ -58,15 +58,19 @@ bool reset_cpu_peak() {
 
 // ---- models ----------------------------------------------------------------------------------
 
+}  // namespace
+
 // The family's training init, except that tensors it zeroes (adaLN-Zero, the output layer) get
 // small random weights: zeros would make every block the identity, and the timed kernels would see
 // degenerate (constant) activations, which is not what a trained model computes.
-void randomize(Model& m) {
+void randomize_weights(Model& m) {
   torch::NoGradGuard ng;
   m.init_weights();
   for (auto& p : m.module().parameters())
     if (p.dim() >= 2 && p.requires_grad() && !p.any().item<bool>()) torch::nn::init::normal_(p, 0.0, 0.02);
 }
+
+namespace {
 
 // Owns the checkpoint (read once) and at most one built model: benchmarking XL at 512 px holds
 // 2.7 GB of fp32 weights, so the previous model is freed before the next one is built, which also
@@ -113,7 +117,7 @@ class ModelPool {
       current_ = Model::from_state_dict(*sd_, src_.load);
     } else {
       current_ = Model::build(t.spec);
-      randomize(*current_);
+      randomize_weights(*current_);
     }
     current_->to(opt_.device, opt_.dtype);
     current_->train(false);

@@ -11,12 +11,14 @@
 #include "cli/sample_text.h"
 #include "diffusion/pipeline.h"
 #include "data/npz.h"
+#include "io/file_util.h"
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "models/model.h"
 #include "models/vae.h"
 #include "util/compat.h"
 #include "util/error.h"
+#include "util/memory.h"
 #include "util/strings.h"
 
 namespace sdit::cli {
@@ -48,10 +50,10 @@ void check_sizes(const SampleArgs& a, const LatentSpec& l) {
 
 // The conditioning of the samples from the flags: class labels for a class-conditional model;
 // caption features (and their unconditional branch, size and micro-conditions) for a text model.
-TextConditioning conditioning_from_flags(const SampleArgs& a, const Model& model, const std::string& sampler,
-                                         const torch::Device& device, Log& log) {
+TextConditioning conditioning_from_flags(const SampleArgs& a, const Model& model, const std::optional<CaptionFeatures>& enc,
+                                         const std::string& sampler, Log& log) {
   const LatentSpec& l = model.latent();
-  if (l.cond == CondKind::Text) return text_conditioning(a.text, model, a.ckpt, sampler, device, log);
+  if (l.cond == CondKind::Text) return text_conditioning(a.text, model, enc, sampler, log);
   for (auto name : {"prompt", "negative", "caption_embeddings", "null_caption", "cfg_drop_mask"})
     if (a.text.given(name)) fail("--", a.text.opts.at(name)->get_name().substr(2), " applies to text-to-image models; this ",
                                  model.name(), " is not one");
@@ -74,7 +76,8 @@ std::string labels_text(const SamplingRequest& req) {
   return join(std::vector<int64_t>(l.data_ptr<int64_t>(), l.data_ptr<int64_t>() + l.numel()));
 }
 
-SamplingRequest make_request(const SampleArgs& a, const Model& model, const torch::Device& device, Log& log) {
+SamplingRequest make_request(const SampleArgs& a, const Model& model, const std::optional<CaptionFeatures>& enc,
+                             const torch::Device& device, Log& log) {
   if (a.cfg_channels != "3" && a.cfg_channels != "all") fail("--cfg-channels must be 3 or all, got '", a.cfg_channels, "'");
   SamplingRequest req;
   // The family's reference settings where neither the flags nor the checkpoint say otherwise.
@@ -93,7 +96,7 @@ SamplingRequest make_request(const SampleArgs& a, const Model& model, const torc
   // PixArt's DPM-Solver guides every eps channel; forward_with_cfg (ddpm, iddpm, ...) the first 3.
   if (!a.given("cfg_channels") && !recommended_sampling(model).count("cfg_channels") && req.sampler == "dpm-solver")
     req.guided_channels = -1;
-  TextConditioning tc = conditioning_from_flags(a, model, req.sampler, device, log);
+  TextConditioning tc = conditioning_from_flags(a, model, enc, req.sampler, log);
   req.cond = tc.cond;
   req.uncond = tc.uncond;
   req.height = tc.latent_height;
@@ -138,12 +141,13 @@ void write_outputs(const SampleArgs& a, const Model& model, const SamplingReques
   }
   torch::Tensor images;
   // A whole diffusers pipeline folder brings its VAE (vae/) unless --vae says otherwise.
-  const std::string vae_dir = a.given("vae") || !is_pipeline_folder(a.ckpt) ? a.vae : a.ckpt + "/vae";
+  const bool pipeline_vae = !a.given("vae") && is_pipeline_folder(a.ckpt) && is_directory(a.ckpt + "/vae");
+  const std::string vae_dir = pipeline_vae ? a.ckpt + "/vae" : a.vae;
   if (vae_dir != "none") {
     auto vae = load_vae(vae_dir);
     vae->to(device);
     images = vae->decode_latents(res.samples.to(device)).to(torch::kCPU);
-    log.stage("decoded with the VAE in " + vae_dir);
+    log.stage("decoded with the VAE in " + vae_dir + peak_memory(device));
   } else if (!model.latent().latent_space()) {
     images = res.samples;  // pixel-space model: the samples are the images
   }
@@ -197,15 +201,18 @@ void run_sample(SampleArgs& a) {
   LoadOptions lo;
   if (a.num_heads > 0) lo.num_heads = a.num_heads;
   if (a.lewei_scale > 0) lo.config["lewei_scale"] = a.lewei_scale;
+  // Prompts first: the text encoder is freed before the transformer is loaded.
+  const std::optional<CaptionFeatures> enc = encode_prompts(a.text, a.ckpt, lo, device, log);
+  reset_process_peak_rss();  // the stage lines below report the transformer's and the VAE's peaks
   Model model = Model::load(a.ckpt, lo);
   model.to(device);
-  log.stage("loaded " + model.describe() + " from " + a.ckpt);
+  log.stage("loaded " + model.describe() + " from " + a.ckpt + peak_memory(device));
   check_sizes(a, model.latent());
-  const SamplingRequest req = make_request(a, model, device, log);
+  const SamplingRequest req = make_request(a, model, enc, device, log);
   compat::cuda_reset_peak(device);
   const auto res = sample_with_progress(model, req, a.quiet);
   log.stage("sampled " + std::to_string(req.samples()) + " images, " + std::to_string(res.steps) + " steps, " +
-            req.sampler);
+            req.sampler + peak_memory(device));
   write_outputs(a, model, req, res, device, log);
   if (!a.quiet) print_summary(model, req, res, device);
 }

@@ -3,21 +3,18 @@
 #include <filesystem>
 #include <sstream>
 
+#include "conditioning/t5_conditioner.h"
 #include "io/checkpoint.h"
 #include "io/file_util.h"
 #include "models/registry.h"
+#include "util/compat.h"
 #include "util/error.h"
+#include "util/memory.h"
 
 namespace sdit::cli {
 namespace {
 
 namespace fs = std::filesystem;
-
-// The caption tensors of a --caption-embeddings file, in the names PixArt's inference uses
-// (caption_embs, emb_masks) or that `encode-text` writes (last_hidden_state, attention_mask).
-struct CaptionFile {
-  torch::Tensor embs, masks, uncond_embs, uncond_masks;  // (n, L, Cc), (n, L) int64
-};
 
 const torch::Tensor* first_of(const StateDict& sd, std::initializer_list<const char*> names) {
   for (const char* n : names)
@@ -41,9 +38,12 @@ torch::Tensor mask_for(const torch::Tensor* m, const torch::Tensor& embs, const 
   return m->to(torch::kLong).contiguous();
 }
 
-CaptionFile read_caption_file(const std::string& path) {
+// The caption tensors of a --caption-embeddings file, in the names PixArt's inference uses
+// (caption_embs, emb_masks) or that `encode-text` writes (last_hidden_state, attention_mask).
+CaptionFeatures read_caption_file(const std::string& path) {
   const StateDict sd = load_checkpoint(path);
-  CaptionFile f;
+  CaptionFeatures f;
+  f.source = path;
   const auto* e = first_of(sd, {"caption_embs", "last_hidden_state"});
   if (!e)
     fail(path, " holds no caption features: expected 'caption_embs' (+ 'emb_masks') or encode-text's "
@@ -99,6 +99,9 @@ void add_text_flags(CLI::App* c, TextFlags& f) {
   o["text_encoder"] = c->add_option("--text-encoder", f.text_encoder, "T5 folder (default: the pipeline's text_encoder/)");
   o["tokenizer"] = c->add_option("--tokenizer", f.tokenizer, "folder with spiece.model (default: the pipeline's tokenizer/)");
   o["t5_dtype"] = c->add_option("--t5-dtype", f.t5_dtype, "T5 weights: fp32 (the reference) | bf16")->capture_default_str();
+  o["clean_caption"] = c->add_option("--clean-caption", f.clean_caption,
+                                     "prompt cleaning before T5: none | basic | full (PixArt's and diffusers' default)")
+                           ->capture_default_str();
   o["width"] = c->add_option("-W,--width", f.width, "output width in pixels (default: the model's size)");
   o["height"] = c->add_option("-H,--height", f.height, "output height in pixels (default: the model's size)");
   o["ar"] = c->add_option("--ar", f.ar,
@@ -135,53 +138,140 @@ std::pair<int64_t, int64_t> requested_latent_size(const TextFlags& f, const Mode
   return {r.height / ds, r.width / ds};
 }
 
-TextConditioning text_conditioning(const TextFlags& f, const Model& model, const std::string& ckpt,
-                                   const std::string& sampler, const torch::Device& device, Log& log) {
-  if (f.ar != "bucket" && f.ar != "exact") fail("--ar must be bucket or exact, got '", f.ar, "'");
+namespace {
+
+// The unconditional branch: explicit (a negative prompt, a file's uncond_embs) or the layout's own
+// (a learned null caption when the checkpoint holds one, else the T5 encoding of "").
+std::string null_mode(const TextFlags& f, bool learned_in_file, bool explicit_uncond) {
   if (!f.null_caption.empty() && f.null_caption != "learned" && f.null_caption != "empty-prompt")
     fail("--null-caption must be learned or empty-prompt, got '", f.null_caption, "'");
-  if (f.prompts.empty() == f.caption_embeddings.empty())
-    fail("a text-to-image model needs exactly one of -p/--prompt TEXT or --caption-embeddings FILE");
   if (f.null_caption == "learned" && !f.negative.empty())
     fail("--null-caption learned and a negative prompt exclude each other (the negative prompt is the unconditional "
          "branch)");
+  if (!f.null_caption.empty()) return f.null_caption;
+  return explicit_uncond || !learned_in_file ? "empty-prompt" : "learned";
+}
+
+}  // namespace
+
+std::string peak_memory(const torch::Device& device) {
+  auto gib = [](int64_t bytes) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.2f GiB", static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0));
+    return std::string(b);
+  };
+  std::string out;
+  const int64_t rss = process_peak_rss_bytes();
+  if (rss > 0) out += "peak RSS " + gib(rss);
+  const int64_t gpu = compat::cuda_peak_bytes(device);
+  if (gpu >= 0) out += std::string(out.empty() ? "" : ", ") + "peak GPU " + gib(gpu);
+  return out.empty() ? "" : " (" + out + ")";
+}
+
+std::optional<CaptionFeatures> encode_prompts(const TextFlags& f, const std::string& ckpt, LoadOptions lo,
+                                              const torch::Device& device, Log& log) {
+  if (f.prompts.empty()) return std::nullopt;
+  if (!f.caption_embeddings.empty())
+    fail("a text-to-image model needs exactly one of -p/--prompt TEXT or --caption-embeddings FILE");
+  // The checkpoint's caption length and null caption, without building it (its tensors are dropped
+  // again before T5 loads).
+  lo.heads_required = false;
+  const ModelSpec spec = detect_spec(native_state_dict(load_checkpoint(ckpt)), lo);
+  const LatentSpec l = family(spec.family).latent(spec);
+  if (l.cond != CondKind::Text)
+    fail("-p/--prompt applies to text-to-image models; ", ckpt, " holds a ", display_name(spec));
+  const std::string mode = null_mode(f, spec.config.value("null_caption", false), !f.negative.empty());
+  std::vector<std::string> uncond;
+  if (!f.negative.empty()) {
+    if (f.negative.size() != 1 && f.negative.size() != f.prompts.size())
+      fail("give one negative prompt, or one per prompt (", f.prompts.size(), "); got ", f.negative.size());
+    uncond = f.negative;
+  } else if (mode == "empty-prompt") {
+    uncond = {""};  // diffusers' default negative prompt
+  }
+  std::string te = f.text_encoder;
+  if (te.empty()) {
+    if (!is_pipeline_folder(ckpt))
+      fail("-p needs the T5 text encoder: pass --text-encoder DIR (t5-v1_1-xxl, or a pipeline folder), or --ckpt a "
+           "diffusers pipeline folder that holds text_encoder/ and tokenizer/");
+    te = ckpt;
+  }
+  T5LoadOptions opt;
+  opt.dtype = parse_t5_dtype(f.t5_dtype);
+  opt.device = device;
+  opt.log = [&](const std::string& m) { log.info(m); };
+  reset_process_peak_rss();
+  compat::cuda_reset_peak(device);
+  T5Conditioner t5(te, f.tokenizer, opt);
+  log.stage("loaded T5 " + t5.paths().text_encoder + " (" + std::to_string(t5.encoder()->config().num_layers) +
+            " layers, d_model " + std::to_string(t5.encoder()->config().d_model) + ", " + f.t5_dtype + ")" +
+            peak_memory(device));
+  std::vector<std::string> all = f.prompts;
+  all.insert(all.end(), uncond.begin(), uncond.end());
+  const TextEncoding e = t5.encode(all, l.context_len, parse_caption_cleaning(f.clean_caption), 8);
+  t5.release();
+  log.stage("encoded " + std::to_string(f.prompts.size()) + " prompt(s)" +
+            (uncond.empty() ? "" : " and " + std::to_string(uncond.size()) + " unconditional") + " at " +
+            std::to_string(l.context_len) + " tokens, caption cleaning " + f.clean_caption +
+            "; freed the text encoder" + peak_memory(device));
+  const int64_t n = static_cast<int64_t>(f.prompts.size());
+  CaptionFeatures out;
+  out.embs = e.last_hidden_state.narrow(0, 0, n);
+  out.masks = e.attention_mask.narrow(0, 0, n);
+  if (!uncond.empty()) {
+    const int64_t u = static_cast<int64_t>(uncond.size());
+    out.uncond_embs = e.last_hidden_state.narrow(0, n, u).expand({n, -1, -1}).contiguous();
+    out.uncond_masks = e.attention_mask.narrow(0, n, u).expand({n, -1}).contiguous();
+  }
+  out.source = "prompts \"" + join_prompts(f.prompts) + "\"" +
+               (f.negative.empty() ? "" : ", negative \"" + join_prompts(f.negative) + "\"");
+  return out;
+}
+
+TextConditioning text_conditioning(const TextFlags& f, const Model& model, const std::optional<CaptionFeatures>& encoded,
+                                   const std::string& sampler, Log& log) {
+  if (f.ar != "bucket" && f.ar != "exact") fail("--ar must be bucket or exact, got '", f.ar, "'");
+  if (f.prompts.empty() == f.caption_embeddings.empty())
+    fail("a text-to-image model needs exactly one of -p/--prompt TEXT or --caption-embeddings FILE");
+  if (!f.caption_embeddings.empty() && !f.negative.empty())
+    fail("-n/--negative-prompt needs -p (T5); with --caption-embeddings give uncond_embs in the file");
   TextConditioning out;
   const auto [lh, lw] = requested_latent_size(f, model, log);
   out.latent_height = lh;
   out.latent_width = lw;
-  CaptionFile file;
-  if (!f.caption_embeddings.empty()) {
-    if (!f.negative.empty()) fail("-n/--negative-prompt needs -p (T5); with --caption-embeddings give uncond_embs");
-    file = read_caption_file(f.caption_embeddings);
-    log.stage("read " + std::to_string(file.embs.size(0)) + " caption(s) of " + std::to_string(file.embs.size(1)) +
-              " tokens from " + f.caption_embeddings);
-    out.description = std::to_string(file.embs.size(0)) + " caption(s) from " + f.caption_embeddings;
+  CaptionFeatures feats;
+  if (encoded) {
+    feats = *encoded;
   } else {
-    fail("-p/--prompt needs the T5 text encoder, which this build does not have yet; encode the prompts elsewhere "
-         "and pass --caption-embeddings FILE (", join_prompts(f.prompts), ")");
+    feats = read_caption_file(f.caption_embeddings);
+    log.stage("read " + std::to_string(feats.embs.size(0)) + " caption(s) of " + std::to_string(feats.embs.size(1)) +
+              " tokens from " + f.caption_embeddings);
+    feats.source = std::to_string(feats.embs.size(0)) + " caption(s) from " + f.caption_embeddings;
   }
-  const int64_t n = file.embs.size(0);
-  out.cond.context = file.embs;
-  out.cond.context_mask = file.masks;
-  const int64_t ds = model.latent().vae_downscale;
+  const LatentSpec& l = model.latent();
+  if (feats.embs.size(2) != l.context_dim)
+    fail("the caption features have ", feats.embs.size(2), " channels but ", model.name(), " takes ", l.context_dim,
+         " (T5 d_model)");
+  const int64_t n = feats.embs.size(0);
+  out.description = feats.source;
+  out.cond.context = feats.embs;
+  out.cond.context_mask = feats.masks;
+  const int64_t ds = l.vae_downscale;
   add_size_conditions(out.cond, model, lh * ds, lw * ds, f.ar == "exact", n);
 
-  // The unconditional branch: explicit (a negative prompt, the file's uncond_embs) or the layout's own.
-  const bool learned_default = model.spec().config.value("null_caption", false);
-  const bool has_file_uncond = file.uncond_embs.defined();
-  std::string mode = f.null_caption;
-  if (mode.empty()) mode = has_file_uncond ? "empty-prompt" : learned_default ? "learned" : "empty-prompt";
+  const bool learned = model.spec().config.value("null_caption", false);
+  const std::string mode = null_mode(f, learned, feats.uncond_embs.defined());
   if (mode == "empty-prompt") {
-    if (!has_file_uncond)
+    if (!feats.uncond_embs.defined())
       fail("the unconditional branch of this ", model.name(), " is the T5 encoding of the empty prompt (",
-           learned_default ? "--null-caption empty-prompt" : "it has no learned null caption",
-           "): give uncond_embs in --caption-embeddings, or use -p with T5",
-           learned_default ? ", or --null-caption learned" : "");
+           learned ? "--null-caption empty-prompt" : "it has no learned null caption",
+           "): give uncond_embs in --caption-embeddings, or use -p with T5", learned ? ", or --null-caption learned" : "");
     Conditioning u = out.cond;
-    u.context = file.uncond_embs;
-    u.context_mask = file.uncond_masks;
+    u.context = feats.uncond_embs;
+    u.context_mask = feats.uncond_masks;
     out.uncond = u;
-    out.description += "; null caption: the file's uncond_embs with their own masks (diffusers' convention)";
+    out.description += encoded ? "; null caption: T5 of the negative prompt with its own mask (diffusers' convention)"
+                               : "; null caption: the file's uncond_embs with their own masks (diffusers' convention)";
   } else {
     out.description += "; null caption: the learned y_embedding with the prompts' masks (PixArt's convention)";
   }
@@ -192,8 +282,6 @@ TextConditioning text_conditioning(const TextFlags& f, const Model& model, const
     if (out.uncond) out.uncond->context_mask = torch::Tensor();
     out.description += "; masks dropped in the guided forward (PixArtMS.forward_with_cfg)";
   }
-  (void)ckpt;
-  (void)device;
   return out;
 }
 

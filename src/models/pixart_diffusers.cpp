@@ -3,6 +3,7 @@
 // attn1.to_{q,k,v} -> attn.qkv, attn2.to_{k,v} -> cross_attn.kv_linear, adaln_single -> t_embedder,
 // t_block, csize/ar_embedder, caption_projection -> y_embedder.y_proj. pos_embed is recomputed from
 // config.json; the learned null caption (y_embedding) does not exist in this layout.
+#include <cmath>
 #include <set>
 
 #include "io/json_fields.h"
@@ -50,8 +51,12 @@ DiffusersPixArt read_config(const std::string& text, const std::string& source) 
   if (!f.has("sample_size")) fail("config.json of '", source, "' has no 'sample_size'");
   f.get("sample_size", d.sample_size, true);
   f.get("num_attention_heads", d.heads, true);
+  // 1024 latent pixels = 8192 px: far beyond any released model, and a bound on the table built below.
+  if (d.sample_size > 1024) fail("config.json of '", source, "': sample_size ", d.sample_size, " is implausibly large");
   d.interpolation_scale = static_cast<double>(std::max<int64_t>(d.sample_size / 64, 1));
   f.get("interpolation_scale", d.interpolation_scale);
+  if (!(d.interpolation_scale > 0) || !std::isfinite(d.interpolation_scale))
+    fail("config.json of '", source, "': interpolation_scale must be positive, got ", d.interpolation_scale);
   d.additional_conditions = d.sample_size == 128;
   d.conditions_given = f.has("use_additional_conditions");
   f.get("use_additional_conditions", d.additional_conditions);

@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "io/image.h"
+#include "data/caption_index.h"
 #include "data/image_folder.h"
 #include "data/latent_dataset.h"
 #include "util/error.h"
@@ -17,7 +18,22 @@ EncodeFolderResult encode_image_folder(AutoencoderKL& vae, const EncodeFolderOpt
   if (opts.batch_size <= 0) fail("--batch-size must be positive, got ", opts.batch_size);
   if (cfg.in_channels != 3) fail("encoding RGB images needs a VAE with 3 input channels, this one has ", cfg.in_channels);
 
-  const ImageFolderIndex index = scan_image_folder(opts.images_dir);
+  // Class folders (ImageFolder), or captioned images (one class, labels 0).
+  ImageFolderIndex index;
+  std::vector<std::string> captions;
+  const bool captioned = !opts.captions.empty();
+  if (captioned) {
+    if (!opts.caption_encoder.encode || opts.caption_encoder.tokens <= 0 || opts.caption_encoder.channels <= 0)
+      fail("--captions needs a text encoder for the captions");
+    CaptionedImages c = opts.captions == "txt" ? scan_captioned_folder(opts.images_dir) : read_caption_jsonl(opts.captions);
+    index.classes = {"captioned"};
+    index.files = std::move(c.files);
+    index.labels.assign(index.files.size(), 0);
+    index.skipped = c.skipped;
+    captions = std::move(c.captions);
+  } else {
+    index = scan_image_folder(opts.images_dir);
+  }
   const int64_t n = static_cast<int64_t>(index.files.size());
   const int64_t h = opts.image_size / f;
 
@@ -29,6 +45,11 @@ EncodeFolderResult encode_image_folder(AutoencoderKL& vae, const EncodeFolderOpt
   wopts.flip = opts.flip;
   wopts.image_size = opts.image_size;
   wopts.seed = opts.seed;
+  if (captioned) {
+    wopts.caption_tokens = opts.caption_encoder.tokens;
+    wopts.caption_channels = opts.caption_encoder.channels;
+    wopts.caption_encoder = opts.caption_encoder.name;
+  }
   LatentDatasetWriter writer(opts.out_dir, wopts, opts.overwrite);
 
   auto gen = at::detail::createCPUGenerator(opts.seed);
@@ -37,7 +58,9 @@ EncodeFolderResult encode_image_folder(AutoencoderKL& vae, const EncodeFolderOpt
   for (int64_t start = 0; start < n; start += opts.batch_size) {
     const int64_t count = std::min(opts.batch_size, n - start);
     std::vector<torch::Tensor> xs, ys;
+    std::vector<std::string> texts;
     for (int64_t i = start; i < start + count; ++i) {
+      for (int64_t c = 0; captioned && c < copies; ++c) texts.push_back(captions[i]);  // a mirror keeps its caption
       auto img = image_to_unit_range(center_crop_arr(read_image(index.files[i]), opts.image_size));
       xs.push_back(img);
       if (opts.flip) xs.push_back(img.flip({2}));
@@ -49,7 +72,12 @@ EncodeFolderResult encode_image_folder(AutoencoderKL& vae, const EncodeFolderOpt
     for (int64_t k = 0; k < x.size(0); ++k)
       noise.push_back(torch::randn({1, cfg.latent_channels, h, h}, gen, torch::kFloat32));
     auto z = post.sample(torch::cat(noise, 0).to(post.mean.device())) * cfg.scaling_factor;
-    writer.add(z, torch::cat(ys, 0));
+    if (captioned) {
+      auto [emb, mask] = opts.caption_encoder.encode(texts);
+      writer.add(z, torch::cat(ys, 0), emb, mask);
+    } else {
+      writer.add(z, torch::cat(ys, 0));
+    }
     if (opts.progress) opts.progress(start + count, n);
   }
   EncodeFolderResult r;

@@ -345,6 +345,43 @@ BlockContext block_ctx(const BlockCase& c, const Tensors& in) {
   return ctx;
 }
 
+// PixArt's masked cross-attention module, and PixArt-MS's size embedding: each value's [cos | sin]
+// sinusoid through Linear -> SiLU -> Linear, a row's values concatenated, 2 rows repeated to 4.
+void add_pixart_op_cases(std::vector<OpCase>& cases) {
+  auto attn = [](bool ref) {
+    return [ref](const Tensors& t) {
+      torch::manual_seed(13);
+      MultiHeadCrossAttention ca(12, 3);
+      ca->to(ref ? torch::kCPU : t[0].device(), ref ? torch::kDouble : t[0].scalar_type());
+      if (!ref) return ca->forward(t[0], t[1], caption_mask(3).to(t[0].device()));
+      auto kv = lin(ca->kv_linear, t[1]).split(12, -1);
+      return lin(ca->proj, ref_attention(lin(ca->q_linear, t[0]), kv[0], kv[1], 3, caption_mask(3)));
+    };
+  };
+  cases.push_back({"pixart masked cross-attention (non-prefix masks)",
+                   [] { return Tensors{torch::randn({3, 7, 12}, kF64), torch::randn({3, kCaptionTokens, 12}, kF64)}; },
+                   attn(false), attn(true)});
+  auto sizes = [](bool ref) {
+    return [ref](const Tensors& t) {
+      torch::manual_seed(17);
+      TimestepEmbedder e(6);
+      e->to(ref ? torch::kCPU : t[0].device(), ref ? torch::kDouble : t[0].scalar_type());
+      if (!ref) return embed_sizes(*e, t[0], 4);
+      auto out = torch::zeros({4, 12}, kF64);
+      for (int64_t b = 0; b < 4; ++b)
+        for (int64_t d = 0; d < 2; ++d) {
+          const auto w = torch::exp(-std::log(10000.0) * torch::arange(128, kF64) / 128.0) * t[0][b % 2][d];
+          out[b].narrow(0, 6 * d, 6).copy_(e->mlp->forward(torch::cat({torch::cos(w), torch::sin(w)})));
+        }
+      return out;
+    };
+  };
+  // The reference, too, forms the sinusoid in float32 (t.float()): ~1e-5 of arguments near 160.
+  cases.push_back({"pixart-ms micro-condition embedding (img_hw, aspect ratio)",
+                   [] { return Tensors{torch::tensor({96., 160., 64., 128.}, kF64).view({2, 2})}; }, sizes(false),
+                   sizes(true), 1e-5, true});
+}
+
 std::vector<OpCase> op_cases() {
   std::vector<OpCase> cases;
   auto rnd = [](std::vector<int64_t> shape) { return torch::randn(shape, kF64); };
@@ -413,50 +450,7 @@ std::vector<OpCase> op_cases() {
                    [](const Tensors&) { return sincos_pos_embed_2d(16, 6, 4, 8, 8, 2.0); },
                    [](const Tensors&) { return ref_sincos_2d(16, 6, 4, 8, 8, 2.0); },
                    1e-7, true});
-  cases.push_back({"pixart masked cross-attention (non-prefix masks)",
-                   [=] { return Tensors{rnd({3, 7, 12}), rnd({3, kCaptionTokens, 12})}; },
-                   [](const Tensors& t) {
-                     torch::manual_seed(13);
-                     MultiHeadCrossAttention ca(12, 3);
-                     ca->to(t[0].device(), t[0].scalar_type());
-                     return ca->forward(t[0], t[1], caption_mask(3).to(t[0].device()));
-                   },
-                   [](const Tensors& t) {
-                     torch::manual_seed(13);
-                     MultiHeadCrossAttention ca(12, 3);
-                     ca->to(torch::kDouble);
-                     auto kv = lin(ca->kv_linear, t[1]).split(12, -1);
-                     return lin(ca->proj, ref_attention(lin(ca->q_linear, t[0]), kv[0], kv[1], 3, caption_mask(3)));
-                   }});
-  cases.push_back({"pixart-ms micro-condition embedding (img_hw, aspect ratio)",
-                   [] { return Tensors{torch::tensor({96., 160., 64., 128.}, kF64).view({2, 2})}; },
-                   [](const Tensors& t) {
-                     torch::manual_seed(17);
-                     TimestepEmbedder e(6);
-                     e->to(t[0].device(), t[0].scalar_type());
-                     return embed_sizes(*e, t[0], 4);  // 2 rows repeated to a batch of 4
-                   },
-                   [](const Tensors& t) {
-                     torch::manual_seed(17);
-                     TimestepEmbedder e(6);
-                     e->to(torch::kDouble);
-                     auto& l1 = *e->mlp[0]->as<torch::nn::LinearImpl>();
-                     auto& l2 = *e->mlp[2]->as<torch::nn::LinearImpl>();
-                     auto out = torch::zeros({4, 12}, kF64);
-                     for (int64_t b = 0; b < 4; ++b)
-                       for (int64_t d = 0; d < 2; ++d) {
-                         const double v = t[0][b % 2][d].item<double>();
-                         auto f = torch::zeros({256}, kF64);
-                         for (int64_t i = 0; i < 128; ++i) {
-                           const double w = std::exp(-std::log(10000.0) * static_cast<double>(i) / 128.0);
-                           f[i] = std::cos(v * w), f[128 + i] = std::sin(v * w);
-                         }
-                         out[b].narrow(0, 6 * d, 6).copy_(lin(l2, torch::silu(lin(l1, f))));
-                       }
-                     return out;
-                   },
-                   // The reference, too, forms the sinusoid in float32 (t.float()): ~1e-5 of args near 160.
-                   1e-5, true});
+  add_pixart_op_cases(cases);
   for (const auto& bc : block_cases()) {
     auto blk = make_block(bc.mixer, bc.axis, bc.pixart);
     cases.push_back({"block " + bc.name,

@@ -28,6 +28,23 @@ bool is_dataset_file(const std::string& name) {
                                  name.compare(name.size() - 12, 12, ".safetensors") == 0);
 }
 
+// A captioned shard's "captions" (n, L, D) and "caption_mask" (n, L), checked against meta.json.
+void read_shard_captions(const StateDict& sd, const std::string& path, int64_t n, int64_t tokens, int64_t channels,
+                         std::vector<torch::Tensor>& caps, std::vector<torch::Tensor>& masks) {
+  const auto* c = sd.find("captions");
+  const auto* cm = sd.find("caption_mask");
+  if (!c || !cm) fail("dataset shard '", path, "' of a captioned dataset must hold 'captions' and 'caption_mask'");
+  if (c->dim() != 3 || c->size(0) != n || c->size(1) != tokens || c->size(2) != channels ||
+      !torch::isFloatingType(c->scalar_type()))
+    fail("dataset shard '", path, "': captions have shape ", shape_str(c->sizes().vec()), ", meta.json says [", n,
+         ", ", tokens, ", ", channels, "] floats");
+  if (cm->dim() != 2 || cm->size(0) != n || cm->size(1) != tokens || torch::isFloatingType(cm->scalar_type()))
+    fail("dataset shard '", path, "': caption_mask has shape ", shape_str(cm->sizes().vec()), ", expected integer [", n,
+         ", ", tokens, "]");
+  caps.push_back(c->to(torch::kFloat32).contiguous());
+  masks.push_back(cm->to(torch::kInt64).contiguous());
+}
+
 }  // namespace
 
 LatentDataset LatentDataset::open(const std::string& dir) {
@@ -88,20 +105,7 @@ LatentDataset LatentDataset::open(const std::string& dir) {
     if (torch::isFloatingType(y->scalar_type())) fail("dataset shard '", path, "': labels must be integers");
     lat.push_back(l->to(torch::kFloat32).contiguous());
     lab.push_back(y->to(torch::kInt64).contiguous());
-    if (!captioned) continue;
-    const auto* c = sd.find("captions");
-    const auto* cm = sd.find("caption_mask");
-    if (!c || !cm) fail("dataset shard '", path, "' of a captioned dataset must hold 'captions' and 'caption_mask'");
-    if (c->dim() != 3 || c->size(0) != l->size(0) || c->size(1) != caption_tokens || c->size(2) != caption_channels ||
-        !torch::isFloatingType(c->scalar_type()))
-      fail("dataset shard '", path, "': captions have shape ", shape_str(c->sizes().vec()), ", meta.json says [",
-           l->size(0), ", ", caption_tokens, ", ", caption_channels, "] floats");
-    if (cm->dim() != 2 || cm->size(0) != l->size(0) || cm->size(1) != caption_tokens ||
-        torch::isFloatingType(cm->scalar_type()))
-      fail("dataset shard '", path, "': caption_mask has shape ", shape_str(cm->sizes().vec()), ", expected integer [",
-           l->size(0), ", ", caption_tokens, "]");
-    cap.push_back(c->to(torch::kFloat32).contiguous());
-    cmask.push_back(cm->to(torch::kInt64).contiguous());
+    if (captioned) read_shard_captions(sd, path, l->size(0), caption_tokens, caption_channels, cap, cmask);
   }
   // Copies out of the shard maps so the dataset owns ordinary, writable memory.
   ds.latents = torch::cat(lat, 0);

@@ -150,6 +150,70 @@ SamplerPlan plan_sampler(const SamplingRequest& req, const LatentSpec& spec) {
   return p;
 }
 
+// One run of the plan's sampler from z: the model at the schedule's grid for each call (counted in
+// res.grid_calls), guided as that sampler's reference guides ([cond; uncond] through DiT's
+// forward_with_cfg for the respaced samplers, [uncond; cond] for DPM-Solver).
+class PlanRunner {
+ public:
+  PlanRunner(Model& model, const SamplingRequest& req, const SamplerPlan& plan, const DensitySchedule& sched,
+             SamplingResult& res, bool cfg)
+      : model_(model), req_(req), plan_(plan), sched_(sched), res_(res), cfg_(cfg), spec_(model.latent()) {}
+
+  torch::Tensor run(torch::Tensor z, const Conditioning& c, const Conditioning& u,
+                    const std::function<void(int64_t, int64_t)>& on_step) {
+    if (plan_.dpm) {
+      c_run_ = cfg_ ? Conditioning::cat(u, c) : c;
+      DpmSolverOptions dopt;
+      dopt.steps = plan_.dpm_steps;
+      dopt.on_step = on_step;
+      EpsFn eps = [this](const torch::Tensor& x, const torch::Tensor& t) { return dpm_eps(x, t); };
+      return dpm_solver_sample(*plan_.dpm, eps, z, dopt);
+    }
+    if (cfg_) z = torch::cat({z, z}, 0);
+    c_run_ = cfg_ ? Conditioning::cat(c, u) : c;
+    SampleOptions sopt;
+    sopt.sampler = req_.sampler == "iddpm" ? "ddpm" : req_.sampler;  // IDDPM's p_sample_loop is DiT's ddpm
+    sopt.eta = req_.eta;
+    sopt.on_step = on_step;
+    GuidanceOptions g;
+    g.scale = req_.cfg_scale;
+    g.guided_channels = req_.guided_channels;
+    g.eps_channels = spec_.channels;
+    g.channel_axis = spec_.channel_axis;
+    ModelFn fn = [this, g](const torch::Tensor& x, const torch::Tensor& t) {
+      const DenoiseFn f = at(t);
+      return cfg_ ? forward_with_cfg(f, x, t, c_run_, g) : f(x, t, c_run_);
+    };
+    return sample_loop(*plan_.diffusion, fn, z, sopt);
+  }
+
+ private:
+  DenoiseFn at(const torch::Tensor& t) {
+    const Grid grid = sched_.grid_at(t[0].item<double>());
+    res_.grid_calls[grid] += 1;
+    Model* m = &model_;
+    return [m, grid](const torch::Tensor& xx, const torch::Tensor& tt, const Conditioning& cc) {
+      return m->forward(xx, tt, cc, grid);
+    };
+  }
+  // DPM-Solver's noise prediction: uncond first, the same time for both halves, eps only.
+  torch::Tensor dpm_eps(const torch::Tensor& x, const torch::Tensor& t) {
+    const DenoiseFn f = at(t);
+    if (!cfg_) return f(x, t, c_run_).narrow(spec_.channel_axis, 0, spec_.channels);
+    return guided_eps_uncond_first(f(torch::cat({x, x}, 0), torch::cat({t, t}, 0), c_run_), spec_.channels,
+                                   spec_.channel_axis, req_.cfg_scale, req_.guided_channels);
+  }
+
+  Model& model_;
+  const SamplingRequest& req_;
+  const SamplerPlan& plan_;
+  const DensitySchedule& sched_;
+  SamplingResult& res_;
+  bool cfg_;
+  const LatentSpec& spec_;
+  Conditioning c_run_;
+};
+
 }  // namespace
 
 SamplingResult run_sampling(Model& model, const SamplingRequest& req, const SamplingProgress& progress) {
@@ -161,9 +225,6 @@ SamplingResult run_sampling(Model& model, const SamplingRequest& req, const Samp
   const Grid dense = spec.grid(H, W);
   const auto sched = sampling_schedule(model, req.density, dense);
   const SamplerPlan plan = plan_sampler(req, spec);
-  SampleOptions sopt;
-  sopt.sampler = req.sampler == "iddpm" ? "ddpm" : req.sampler;  // IDDPM's p_sample_loop is DiT's ddpm
-  sopt.eta = req.eta;
   // An unconditional model has nothing to guide: it samples without CFG whatever the scale.
   const bool use_cfg = req.cfg_scale != 1.0 && spec.cond != CondKind::None;
   const Conditioning uncond_all = !use_cfg ? Conditioning{} : req.uncond ? *req.uncond : model.null_conditioning(req.cond);
@@ -175,31 +236,7 @@ SamplingResult run_sampling(Model& model, const SamplingRequest& req, const Samp
   res.visited_timesteps = plan.visited;
   res.density_description = sched.describe();
   res.mean_gmacs = mean_gmacs(model, sched, res.visited_timesteps);
-
-  GuidanceOptions g;
-  g.scale = req.cfg_scale;
-  g.guided_channels = req.guided_channels;
-  g.eps_channels = spec.channels;
-  g.channel_axis = spec.channel_axis;
-  Conditioning c_run;
-  auto denoise = [&](const torch::Tensor& t) -> DenoiseFn {
-    const Grid grid = sched.grid_at(t[0].item<double>());
-    res.grid_calls[grid] += 1;
-    return [&model, grid](const torch::Tensor& xx, const torch::Tensor& tt, const Conditioning& cc) {
-      return model.forward(xx, tt, cc, grid);
-    };
-  };
-  ModelFn fn = [&](const torch::Tensor& x, const torch::Tensor& t) {
-    const DenoiseFn f = denoise(t);
-    return use_cfg ? forward_with_cfg(f, x, t, c_run, g) : f(x, t, c_run);
-  };
-  // DPM-Solver: uncond first, the time fed to both halves, eps only.
-  EpsFn eps = [&](const torch::Tensor& x, const torch::Tensor& t) {
-    const DenoiseFn f = denoise(t);
-    if (!use_cfg) return f(x, t, c_run).narrow(spec.channel_axis, 0, spec.channels);
-    return guided_eps_uncond_first(f(torch::cat({x, x}, 0), torch::cat({t, t}, 0), c_run), spec.channels,
-                                   spec.channel_axis, req.cfg_scale, req.guided_channels);
-  };
+  PlanRunner runner(model, req, plan, sched, res, use_cfg);
 
   torch::NoGradGuard ng;
   torch::manual_seed(static_cast<uint64_t>(req.seed));
@@ -210,24 +247,12 @@ SamplingResult run_sampling(Model& model, const SamplingRequest& req, const Samp
   for (int64_t s = 0, run = 0; s < n; s += chunk, ++run) {
     const int64_t b = std::min(chunk, n - s);
     const Conditioning c = req.cond.empty() ? Conditioning{} : req.cond.narrow(s, b).to(req.device);
+    const Conditioning u = use_cfg ? uncond_all.narrow(s, b).to(req.device) : Conditioning{};
     // The reference order: z first, then (ddpm, ddim) one randn_like per step; each chunk is one such run.
     auto z = torch::randn(spec.shape(b, H, W), torch::TensorOptions().device(req.device));
-    auto on_step = [&](int64_t i, int64_t total) {
+    auto out = runner.run(z, c, u, [&](int64_t i, int64_t total) {
       if (progress) progress(run, res.runs, i, total);
-    };
-    torch::Tensor out;
-    if (plan.dpm) {
-      c_run = use_cfg ? Conditioning::cat(uncond_all.narrow(s, b).to(req.device), c) : c;
-      DpmSolverOptions dopt;
-      dopt.steps = plan.dpm_steps;
-      dopt.on_step = on_step;
-      out = dpm_solver_sample(*plan.dpm, eps, z, dopt);
-    } else {
-      if (use_cfg) z = torch::cat({z, z}, 0);
-      c_run = use_cfg ? Conditioning::cat(c, uncond_all.narrow(s, b).to(req.device)) : c;
-      sopt.on_step = on_step;
-      out = sample_loop(*plan.diffusion, fn, z, sopt);
-    }
+    });
     cond.push_back(out.narrow(0, 0, b).to(torch::kCPU));
   }
   compat::cuda_synchronize(req.device);

@@ -63,6 +63,27 @@ DiffusersPixArt read_config(const std::string& text, const std::string& source) 
   return d;
 }
 
+// Our config of the renamed tensors: sizes from the weights, the rest from config.json; no null caption.
+json native_config(const StateDict& out, const DiffusersPixArt& d, int64_t depth, bool has_sizes) {
+  const auto& patch_w = out.at("x_embedder.proj.weight");
+  PixArtConfig c;
+  c.input_size = d.sample_size;
+  c.patch_size = patch_w.size(2);
+  c.in_channels = patch_w.size(1);
+  c.hidden_size = patch_w.size(0);
+  c.depth = depth;
+  c.caption_channels = out.at("y_embedder.y_proj.fc1.weight").size(1);
+  c.mlp_ratio = static_cast<double>(out.at("blocks.0.mlp.fc1.weight").size(0)) / static_cast<double>(c.hidden_size);
+  c.lewei_scale = d.interpolation_scale;
+  c.learn_sigma = out.at("final_layer.linear.weight").size(0) == c.patch_size * c.patch_size * 2 * c.in_channels;
+  c.micro_conditions = has_sizes;
+  c.null_caption = false;
+  json cfg = c.to_json();
+  if (d.heads > 0) cfg["num_heads"] = d.heads;
+  else cfg.erase("num_heads");
+  return cfg;
+}
+
 }  // namespace
 
 StateDict convert_diffusers_pixart(const StateDict& sd, const std::string& config_json, const std::string& source) {
@@ -135,24 +156,9 @@ StateDict convert_diffusers_pixart(const StateDict& sd, const std::string& confi
     fail("diffusers checkpoint '", source, "' is not a PixArt transformer: ", unknown.size(),
          " unexpected tensor(s), e.g. '", unknown.front(), "'");
 
-  PixArtConfig c;
-  c.input_size = d.sample_size;
-  c.patch_size = patch;
-  c.in_channels = patch_w.size(1);
-  c.hidden_size = hidden;
-  c.depth = depth;
-  c.caption_channels = out.at("y_embedder.y_proj.fc1.weight").size(1);
-  c.mlp_ratio = static_cast<double>(out.at("blocks.0.mlp.fc1.weight").size(0)) / static_cast<double>(hidden);
-  c.lewei_scale = d.interpolation_scale;
-  c.learn_sigma = out.at("final_layer.linear.weight").size(0) == patch * patch * 2 * c.in_channels;
-  c.micro_conditions = has_sizes;
-  c.null_caption = false;
-  json cfg = c.to_json();
-  if (d.heads > 0) cfg["num_heads"] = d.heads;
-  else cfg.erase("num_heads");
   out.metadata = sd.metadata;
   out.metadata["source_format"] = "diffusers";
-  out.metadata["config"] = cfg.dump();
+  out.metadata["config"] = native_config(out, d, depth, has_sizes).dump();
   return out;
 }
 

@@ -185,8 +185,8 @@ std::vector<torch::Tensor> ref_modulation(TransformerBlockImpl& blk, const Block
 // PixArt's text cross-attention: every token of sample b over the valid caption tokens of sample b.
 torch::Tensor ref_text_attention(PixArtBlockImpl& blk, const torch::Tensor& h, const BlockContext& ctx) {
   const auto& ca = *blk.text_attn;
-  auto kv = lin(ca.kv_linear, ctx.context).split(h.size(2), -1);
-  return lin(ca.proj, ref_attention(lin(ca.q_linear, h), kv[0], kv[1], ca.heads, ctx.context_mask));
+  auto kv = lin(ca.kv, ctx.context).split(h.size(2), -1);
+  return lin(ca.proj, ref_attention(lin(ca.q, h), kv[0], kv[1], ca.heads, ctx.context_mask));
 }
 
 // The block equations of docs/method.md §1 and §3 with the reference's order of operations
@@ -351,11 +351,11 @@ void add_pixart_op_cases(std::vector<OpCase>& cases) {
   auto attn = [](bool ref) {
     return [ref](const Tensors& t) {
       torch::manual_seed(13);
-      MultiHeadCrossAttention ca(12, 3);
+      CrossAttention ca(12, 3, "q_linear", "kv_linear");
       ca->to(ref ? torch::kCPU : t[0].device(), ref ? torch::kDouble : t[0].scalar_type());
       if (!ref) return ca->forward(t[0], t[1], caption_mask(3).to(t[0].device()));
-      auto kv = lin(ca->kv_linear, t[1]).split(12, -1);
-      return lin(ca->proj, ref_attention(lin(ca->q_linear, t[0]), kv[0], kv[1], 3, caption_mask(3)));
+      auto kv = lin(ca->kv, t[1]).split(12, -1);
+      return lin(ca->proj, ref_attention(lin(ca->q, t[0]), kv[0], kv[1], 3, caption_mask(3)));
     };
   };
   cases.push_back({"pixart masked cross-attention (non-prefix masks)",

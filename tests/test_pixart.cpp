@@ -555,3 +555,40 @@ TEST(PixArt, TrainFineTunesPixArtAndSparseDiTPixArtOnCaptions) {
     EXPECT_NE(std::string(e.what()).find("captions"), std::string::npos) << e.what();
   }
 }
+
+// convert --diffusers writes what diffusers' own converter wrote for the goldens (same tensors, a
+// config that loads back to the same model), and --format-only takes a diffusers folder back.
+TEST(PixArt, ConvertRewritesBetweenTheLayouts) {
+  for (auto c : kCases) {
+    SCOPED_TRACE(c);
+    const auto ctor = case_json(c).at("original_constructor");
+    const std::string dir = temp_path(std::string("to_diffusers_") + c);
+    std::filesystem::remove_all(dir);
+    auto r = run_cli("convert --diffusers --from " + golden(std::string("pixart/") + c + "/pixart.pth") + " --to " +
+                     dir + " --num-heads " + std::to_string(ctor.at("num_heads").get<int64_t>()) + " --lewei-scale " +
+                     std::to_string(ctor.at("lewei_scale").get<double>()));
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("y_embedder.y_embedding"), std::string::npos) << r.output;
+    const auto ours = read_safetensors(dir + "/diffusion_pytorch_model.safetensors");
+    const auto theirs = read_safetensors(golden(std::string("pixart/") + c + "/transformer/diffusion_pytorch_model.safetensors"));
+    EXPECT_EQ(ours.size(), theirs.size());
+    for (const auto& k : theirs.keys()) {
+      ASSERT_TRUE(ours.contains(k)) << k;
+      EXPECT_TRUE(torch::equal(ours.at(k), theirs.at(k))) << k;
+    }
+    auto f = read(std::string(c) + "/forward.safetensors");
+    auto m = Model::load(dir);
+    torch::NoGradGuard ng;
+    EXPECT_TRUE(torch::equal(m.forward(f.at("fwd_x"), f.at("fwd_t"), captions(f, "fwd")),
+                             load_pth(c).forward(f.at("fwd_x"), f.at("fwd_t"), captions(f, "fwd"))));
+    const std::string back = temp_path(std::string("from_diffusers_") + c + ".safetensors");
+    r = run_cli("convert --format-only -q --from " + dir + " --to " + back);
+    ASSERT_EQ(r.status, 0) << r.output;
+    auto native = read_safetensors(back);
+    EXPECT_TRUE(torch::equal(native.at("blocks.1.attn.qkv.weight"), load_pth(c).state_dict().at("blocks.1.attn.qkv.weight")));
+    EXPECT_FALSE(native.contains("y_embedder.y_embedding"));
+  }
+  auto r = run_cli("convert --diffusers --from " + golden("dit/dit.safetensors") + " --to " + temp_path("dit_diff"));
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("no diffusers layout"), std::string::npos) << r.output;
+}

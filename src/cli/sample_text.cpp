@@ -60,8 +60,9 @@ CaptionFeatures read_caption_file(const std::string& path) {
       f.uncond_embs = f.uncond_embs.expand({n, -1, -1}).contiguous();
       f.uncond_masks = f.uncond_masks.expand({n, -1}).contiguous();
     }
-    if (f.uncond_embs.size(2) != f.embs.size(2))
-      fail(path, ": 'uncond_embs' have ", f.uncond_embs.size(2), " channels, the captions ", f.embs.size(2));
+    if (f.uncond_embs.size(1) != f.embs.size(1) || f.uncond_embs.size(2) != f.embs.size(2))
+      fail(path, ": 'uncond_embs' are ", f.uncond_embs.size(1), " tokens x ", f.uncond_embs.size(2),
+           " channels, the captions ", f.embs.size(1), " x ", f.embs.size(2), " (they run in one batch)");
   }
   return f;
 }

@@ -221,6 +221,7 @@ SamplingResult run_sampling(Model& model, const SamplingRequest& req, const Samp
   const int64_t n = req.samples();
   if (n <= 0) fail(spec.cond == CondKind::None ? "no samples to draw (--num-samples)" : "nothing to sample");
   if (spec.cond != CondKind::None) model.check_conditioning(req.cond, n);
+  if (req.uncond && spec.cond != CondKind::None) model.check_conditioning(*req.uncond, n);
   const int64_t H = req.height > 0 ? req.height : spec.height, W = req.width > 0 ? req.width : spec.width;
   const Grid dense = spec.grid(H, W);
   const auto sched = sampling_schedule(model, req.density, dense);

@@ -171,23 +171,9 @@ FlopsReport flops(const ModelSpec& spec, const Grid& dense, const Grid& sparse) 
 
 ModelSpec apply_overrides(ModelSpec spec, const SpecOverrides& o) {
   DiTConfig c = DiTConfig::from_json(spec.config);
-  if (o.hidden_size) c.hidden_size = *o.hidden_size;
-  if (o.depth) c.depth = *o.depth;
-  if (o.patch_size) c.patch_size = *o.patch_size;
-  if (o.num_heads) {
-    c.num_heads = *o.num_heads;
-  } else if (o.hidden_size) {
-    auto h = default_heads(c.hidden_size);
-    if (!h) fail("hidden size ", c.hidden_size, " has no default head count; pass --num-heads");
-    c.num_heads = *h;
-  }
-  if (o.in_channels) c.in_channels = *o.in_channels;
+  override_trunk_sizes(o, c.hidden_size, c.depth, c.patch_size, c.num_heads, c.in_channels, default_heads);
   if (o.num_classes) c.num_classes = *o.num_classes;
-  if (o.height || o.width) {
-    const int64_t h = o.height.value_or(c.input_size), w = o.width.value_or(c.input_size);
-    if (h != w) fail("a DiT takes square inputs; got ", h, "x", w);
-    c.input_size = h;
-  }
+  if (auto side = square_side_override(o, c.input_size, "a DiT takes square inputs")) c.input_size = *side;
   c.validate();
   spec.config = c.to_json();
   return spec;

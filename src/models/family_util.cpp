@@ -66,4 +66,26 @@ int64_t resolve_heads(const std::optional<int64_t>& from_file, int64_t hidden, c
   fail("cannot tell the number of attention heads for hidden size ", hidden, " (no config metadata); pass --num-heads");
 }
 
+void override_trunk_sizes(const SpecOverrides& o, int64_t& hidden, int64_t& depth, int64_t& patch, int64_t& heads,
+                          int64_t& in_channels, const std::function<std::optional<int64_t>(int64_t)>& default_heads) {
+  if (o.hidden_size) hidden = *o.hidden_size;
+  if (o.depth) depth = *o.depth;
+  if (o.patch_size) patch = *o.patch_size;
+  if (o.num_heads) {
+    heads = *o.num_heads;
+  } else if (o.hidden_size) {
+    auto h = default_heads(hidden);
+    if (!h) fail("hidden size ", hidden, " has no default head count; pass --num-heads");
+    heads = *h;
+  }
+  if (o.in_channels) in_channels = *o.in_channels;
+}
+
+std::optional<int64_t> square_side_override(const SpecOverrides& o, int64_t current, const std::string& what) {
+  if (!o.height && !o.width) return std::nullopt;
+  const int64_t h = o.height.value_or(current), w = o.width.value_or(current);
+  if (h != w) fail(what, "; got ", h, "x", w);
+  return h;
+}
+
 }  // namespace sdit

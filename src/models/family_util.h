@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -33,5 +34,13 @@ nlohmann::json config_metadata(const StateDict& sd);
 // when nothing fixes it and opt.heads_required is false.
 int64_t resolve_heads(const std::optional<int64_t>& from_file, int64_t hidden, const LoadOptions& opt,
                       const std::optional<int64_t>& family_default);
+
+// The sizes every family's config has, overridden as `o` says; a new width takes the family's
+// default head count unless o.num_heads is given (an error when there is none).
+void override_trunk_sizes(const SpecOverrides& o, int64_t& hidden, int64_t& depth, int64_t& patch, int64_t& heads,
+                          int64_t& in_channels, const std::function<std::optional<int64_t>(int64_t)>& default_heads);
+
+// The square input side `o` asks for, or nullopt; fails naming `what` when height != width.
+std::optional<int64_t> square_side_override(const SpecOverrides& o, int64_t current, const std::string& what);
 
 }  // namespace sdit

@@ -243,9 +243,10 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x) {
   return proj->forward(multi_head_attention(parts[0], parts[1], parts[2], heads));
 }
 
-CrossAttentionImpl::CrossAttentionImpl(int64_t dim, int64_t heads_) : heads(heads_) {
-  q = register_module("q", torch::nn::Linear(dim, dim));
-  kv = register_module("kv", torch::nn::Linear(dim, 2 * dim));
+CrossAttentionImpl::CrossAttentionImpl(int64_t dim, int64_t heads_, const std::string& q_name, const std::string& kv_name)
+    : heads(heads_) {
+  q = register_module(q_name, torch::nn::Linear(dim, dim));
+  kv = register_module(kv_name, torch::nn::Linear(dim, 2 * dim));
   proj = register_module("proj", torch::nn::Linear(dim, dim));
 }
 

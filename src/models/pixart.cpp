@@ -7,24 +7,10 @@
 
 namespace sdit {
 
-MultiHeadCrossAttentionImpl::MultiHeadCrossAttentionImpl(int64_t dim, int64_t heads_) : heads(heads_) {
-  q_linear = register_module("q_linear", torch::nn::Linear(dim, dim));
-  kv_linear = register_module("kv_linear", torch::nn::Linear(dim, 2 * dim));
-  proj = register_module("proj", torch::nn::Linear(dim, dim));
-}
-
-torch::Tensor MultiHeadCrossAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& y,
-                                                   const torch::Tensor& mask) {
-  // The reference packs every sample's valid caption tokens into one sequence and attends through
-  // a block-diagonal mask; a key mask per sample is the same function (docs/pixart.md §2.7).
-  auto kv = kv_linear->forward(y).chunk(2, -1);  // K first, then V
-  return proj->forward(multi_head_attention(q_linear->forward(x), kv[0], kv[1], heads, mask));
-}
-
 PixArtBlockImpl::PixArtBlockImpl(const Options& o) : TransformerBlockImpl(o) {
   scale_shift_table =
       register_parameter("scale_shift_table", torch::randn({6, o.hidden}) / std::sqrt(static_cast<double>(o.hidden)));
-  text_attn = register_module("cross_attn", MultiHeadCrossAttention(o.hidden, o.heads));
+  text_attn = register_module("cross_attn", CrossAttention(o.hidden, o.heads, "q_linear", "kv_linear"));
 }
 
 Modulation PixArtBlockImpl::modulation(const BlockContext& ctx) {
@@ -36,6 +22,8 @@ Modulation PixArtBlockImpl::modulation(const BlockContext& ctx) {
 torch::Tensor PixArtBlockImpl::extra(const torch::Tensor& h, const Grid&, const BlockContext& ctx) {
   if (!ctx.context.defined()) fail("a PixArt block needs the caption tokens (conditioning context)");
   // No norm, no modulation, no gate; a sparse block's own tokens are the queries (docs/pixart.md §10).
+  // The reference packs every sample's valid caption tokens into one sequence and attends through a
+  // block-diagonal mask; a key mask per sample is the same function (docs/pixart.md §2.7).
   return h + text_attn->forward(h, ctx.context, ctx.context_mask);
 }
 
@@ -205,28 +193,18 @@ torch::Tensor PixArtImpl::forward(const torch::Tensor& x, const torch::Tensor& t
 void initialize_pixart_weights(PixArtImpl& model) {
   torch::NoGradGuard ng;
   const auto& cfg = model.config();
-  for (auto& item : model.named_modules()) {
-    if (auto* lin = item.value()->as<torch::nn::LinearImpl>()) {
-      torch::nn::init::xavier_uniform_(lin->weight);
-      torch::nn::init::zeros_(lin->bias);
-    }
-  }
+  // cross_attn.proj and the output layer start at zero, so a fresh model outputs 0.
+  init_transformer_weights(model, [](const std::string& k) {
+    return k.find("cross_attn.proj.") != std::string::npos || k.rfind("final_layer.linear.", 0) == 0;
+  });
   auto params = model.named_parameters();
   const double inv_sqrt_c = 1.0 / std::sqrt(static_cast<double>(cfg.hidden_size));
   for (auto& p : params) {
     const auto& k = p.key();
-    auto v = p.value();
-    const bool table = k.size() >= 17 && k.compare(k.size() - 17, 17, "scale_shift_table") == 0;
-    if (table) v.copy_(torch::randn(v.sizes()) * inv_sqrt_c);
-    // cross_attn.proj and the output layer start at zero, so a fresh model outputs 0.
-    if (k.find("cross_attn.proj.") != std::string::npos || k.rfind("final_layer.linear.", 0) == 0) v.zero_();
-    if (k.find("merged_layer1.") != std::string::npos || k.find("merged_layer2.bias") != std::string::npos) v.zero_();
-    if (k.find("merged_layer2.weight") != std::string::npos) v.copy_(torch::eye(v.size(0), v.size(1), v.options()));
+    if (k.size() >= 17 && k.compare(k.size() - 17, 17, "scale_shift_table") == 0)
+      p.value().copy_(torch::randn(p.value().sizes()) * inv_sqrt_c);
   }
   model.pos_embed.copy_(model.position_embedding(cfg.base_size(), cfg.base_size(), torch::kCPU, torch::kFloat32));
-  auto w = params["x_embedder.proj.weight"];
-  torch::nn::init::xavier_uniform_(w.view({w.size(0), -1}));
-  params["x_embedder.proj.bias"].zero_();
   std::vector<std::string> embedders = {"t_embedder.mlp.0.weight", "t_embedder.mlp.2.weight", "t_block.1.weight",
                                         "y_embedder.y_proj.fc1.weight", "y_embedder.y_proj.fc2.weight"};
   if (cfg.micro_conditions)

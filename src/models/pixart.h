@@ -63,22 +63,13 @@ PixArtConfig pixart_preset(const std::string& name, int64_t latent_side = 32);
 double default_lewei_scale(int64_t input_size);
 
 // adaLN-single modulation (scale_shift_table_i + t0) and the un-gated masked cross-attention to the
-// caption tokens as the extra sub-layer; the token mixer is the shared one (dense or SparseDiT).
-class MultiHeadCrossAttentionImpl : public torch::nn::Module {
- public:
-  MultiHeadCrossAttentionImpl(int64_t dim, int64_t heads);
-  // x (B, N, C) queries, y (B, L, C) caption tokens, mask (B, L) nonzero = attend (undefined: all).
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& mask);
-  torch::nn::Linear q_linear{nullptr}, kv_linear{nullptr}, proj{nullptr};
-  int64_t heads;
-};
-TORCH_MODULE(MultiHeadCrossAttention);
-
+// caption tokens (cross_attn.{q_linear, kv_linear, proj}) as the extra sub-layer; the token mixer is
+// the shared one (dense or SparseDiT).
 class PixArtBlockImpl : public TransformerBlockImpl {
  public:
   explicit PixArtBlockImpl(const Options& o);
   torch::Tensor scale_shift_table;     // (6, C)
-  MultiHeadCrossAttention text_attn{nullptr};  // registered as "cross_attn"
+  CrossAttention text_attn{nullptr};   // registered as "cross_attn"
 
  protected:
   Modulation modulation(const BlockContext& ctx) override;  // ctx.c = t0 (B, 6C)
@@ -166,6 +157,8 @@ void add_pixart_size_rows(Family& f);
 // micro-conditions, with the defaults diffusers applies where the released configs omit them.
 bool is_diffusers_pixart(const StateDict& sd);
 StateDict convert_diffusers_pixart(const StateDict& sd, const std::string& config_json, const std::string& source);
+// The inverse, for `convert --diffusers`: transformer/ tensors and config.json (dense models only).
+DiffusersFolder pixart_to_diffusers(const StateDict& native, const ModelSpec& spec);
 
 // ---- PixArt-MS sizes (ASPECT_RATIO_1024_TEST of PixArt's datasets/utils.py) ------------------
 

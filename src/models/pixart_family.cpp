@@ -244,25 +244,12 @@ FlopsReport flops(const ModelSpec& spec, const Grid& dense, const Grid& sparse) 
 
 ModelSpec apply_overrides(ModelSpec spec, const SpecOverrides& o) {
   PixArtConfig c = PixArtConfig::from_json(spec.config);
-  if (o.hidden_size) c.hidden_size = *o.hidden_size;
-  if (o.depth) c.depth = *o.depth;
-  if (o.patch_size) c.patch_size = *o.patch_size;
-  if (o.num_heads) {
-    c.num_heads = *o.num_heads;
-  } else if (o.hidden_size) {
-    auto h = default_heads(c.hidden_size);
-    if (!h) fail("hidden size ", c.hidden_size, " has no default head count; pass --num-heads");
-    c.num_heads = *h;
-  }
-  if (o.in_channels) c.in_channels = *o.in_channels;
+  override_trunk_sizes(o, c.hidden_size, c.depth, c.patch_size, c.num_heads, c.in_channels, default_heads);
   // Class labels (o.num_classes) do not enter a caption-conditioned model.
   if (o.context_len) c.model_max_length = *o.context_len;
   if (o.context_dim) c.caption_channels = *o.context_dim;
-  if (o.height || o.width) {
-    const int64_t h = o.height.value_or(c.input_size), w = o.width.value_or(c.input_size);
-    if (h != w) fail("a PixArt's training size is square (PixArt-MS samples other sizes); got ", h, "x", w);
-    if (h != c.input_size) set_size(c, h);
-  }
+  const auto side = square_side_override(o, c.input_size, "a PixArt's training size is square (PixArt-MS samples other sizes)");
+  if (side && *side != c.input_size) set_size(c, *side);
   c.validate();
   spec.config = c.to_json();
   return spec;
@@ -329,6 +316,7 @@ Family pixart_family() {
   // scripts/inference.py: DPM-Solver, 20 steps, cfg 4.5.
   f.sampling_defaults = [](const ModelSpec&) { return SamplingDefaults{"dpm-solver", "20", 4.5}; };
   add_pixart_size_rows(f);
+  f.to_diffusers = pixart_to_diffusers;
   return f;
 }
 

@@ -46,6 +46,13 @@ struct SpecOverrides {
   std::optional<int64_t> context_len, context_dim;  // its captions' tokens and channels (text models)
 };
 
+// A model in its family's diffusers layout: the tensors, config.json, and what that layout drops.
+struct DiffusersFolder {
+  StateDict tensors;
+  nlohmann::json config;
+  std::vector<std::string> dropped;
+};
+
 struct Family {
   std::string name;         // "DiT"
   std::string sparse_name;  // "SparseDiT"
@@ -72,6 +79,8 @@ struct Family {
   std::function<Conditioning(const ModelSpec&, const SizeRequest&)> size_conditions;
   // The size of the family's resolution bucket closest to a requested one (PixArt-MS's table).
   std::function<SizeRequest(const ModelSpec&, const SizeRequest&)> snap_to_bucket;
+  // The inverse of from_foreign: native tensors (and config) in diffusers' layout, for `convert --diffusers`.
+  std::function<DiffusersFolder(const StateDict& native, const ModelSpec&)> to_diffusers;
 };
 
 const std::vector<Family>& families();

@@ -20,51 +20,15 @@
 #include "models/load.h"
 #include "models/model.h"
 #include "models/pixart.h"
+#include "pixart_golden.h"
 #include "testing.h"
 #include "train/trainer.h"
 #include "util/error.h"
 
 using namespace sdit;
+using namespace sdit::pixart_test;
 
 namespace {
-
-constexpr double kForwardTol = 1e-5, kSampleTol = 1e-4;
-const char* kCases[] = {"base", "ms"};
-
-StateDict read(const std::string& rel) { return read_safetensors(golden("pixart/" + rel)); }
-
-nlohmann::json case_json(const std::string& c) {
-  std::ifstream f(golden("pixart/" + c + "/case.json"));
-  return nlohmann::json::parse(f);
-}
-
-// What a .pth cannot say: the head count and lewei_scale, from the constructor the golden used.
-LoadOptions load_options(const std::string& c) {
-  const auto ctor = case_json(c).at("original_constructor");
-  LoadOptions o;
-  o.num_heads = ctor.at("num_heads").get<int64_t>();
-  o.config["lewei_scale"] = ctor.at("lewei_scale").get<double>();
-  return o;
-}
-
-// rel_l2 within tol; the measured value is printed (the README's "what is exact" comes from these lines).
-void expect_rel(const torch::Tensor& a, const torch::Tensor& ref, double tol, const char* what) {
-  const double e = rel_l2(a, ref);
-  std::printf("  [measured] %-60s rel L2 %.2e\n", what, e);
-  EXPECT_LT(e, tol) << what;
-}
-#define EXPECT_REL(a, ref, tol) expect_rel(a, ref, tol, #ref)
-
-Model load_pth(const std::string& c) { return Model::load(golden("pixart/" + c + "/pixart.pth"), load_options(c)); }
-Model load_diffusers(const std::string& c) { return Model::load(golden("pixart/" + c + "/transformer")); }
-
-Conditioning captions(const StateDict& f, const std::string& p, bool with_mask = true) {
-  Conditioning c;
-  c.context = f.at(p + "_y");
-  if (with_mask) c.context_mask = f.at(p + "_mask");
-  if (f.contains(p + "_hw")) c.img_hw = f.at(p + "_hw"), c.aspect_ratio = f.at(p + "_ar");
-  return c;
-}
 
 void expect_forward_matches(Model& m, const StateDict& f, bool ms) {
   torch::NoGradGuard ng;
@@ -77,6 +41,26 @@ void expect_forward_matches(Model& m, const StateDict& f, bool ms) {
   }
 }
 
+
+// Every tap_* of forward.safetensors (x_embedder, pos_embed, t/size embedders, t0, captions, blocks, final layer).
+void expect_taps_match(Model& m, const StateDict& f, bool ms) {
+  PixArtTaps taps;
+  torch::NoGradGuard ng;
+  m.module().as<PixArtImpl>()->forward(f.at("fwd_x"), f.at("fwd_t"), captions(f, "fwd"), {}, &taps);
+  EXPECT_REL(taps.x_embedder, f.at("tap_x_embedder"), kForwardTol);
+  EXPECT_REL(taps.pos_embed, f.at("pos_embed"), 1e-6);
+  EXPECT_REL(taps.t_embedder, f.at("tap_t_embedder"), kForwardTol);
+  EXPECT_REL(taps.t_block, f.at("tap_t_block"), kForwardTol);
+  EXPECT_REL(taps.y_embedder, f.at("tap_y_embedder"), kForwardTol);
+  if (ms) {
+    EXPECT_REL(taps.csize_embedder, f.at("tap_csize_embedder"), kForwardTol);
+    EXPECT_REL(taps.ar_embedder, f.at("tap_ar_embedder"), kForwardTol);
+  }
+  ASSERT_EQ(static_cast<int64_t>(taps.blocks.size()), m.spec().config.at("depth").get<int64_t>());
+  for (size_t i = 0; i < taps.blocks.size(); ++i)
+    expect_rel(taps.blocks[i], f.at("tap_block" + std::to_string(i)), kForwardTol, ("tap_block" + std::to_string(i)).c_str());
+  EXPECT_REL(taps.final_layer, f.at("tap_final_layer"), kForwardTol);
+}
 }  // namespace
 
 TEST(PixArt, TimestepEmbeddingAndSharedAdaLNMatchReference) {
@@ -107,22 +91,7 @@ TEST(PixArt, ForwardAndEveryTapMatchTheOriginalFromPth) {
                                        m.module().as<PixArtImpl>()->pos_embed.numel() +
                                        m.module().as<PixArtImpl>()->y_embedder->y_embedding.numel());
     expect_forward_matches(m, f, ms);
-    PixArtTaps taps;
-    torch::NoGradGuard ng;
-    m.module().as<PixArtImpl>()->forward(f.at("fwd_x"), f.at("fwd_t"), captions(f, "fwd"), {}, &taps);
-    EXPECT_REL(taps.x_embedder, f.at("tap_x_embedder"), kForwardTol);
-    EXPECT_REL(taps.pos_embed, f.at("pos_embed"), 1e-6);
-    EXPECT_REL(taps.t_embedder, f.at("tap_t_embedder"), kForwardTol);
-    EXPECT_REL(taps.t_block, f.at("tap_t_block"), kForwardTol);
-    EXPECT_REL(taps.y_embedder, f.at("tap_y_embedder"), kForwardTol);
-    if (ms) {
-      EXPECT_REL(taps.csize_embedder, f.at("tap_csize_embedder"), kForwardTol);
-      EXPECT_REL(taps.ar_embedder, f.at("tap_ar_embedder"), kForwardTol);
-    }
-    ASSERT_EQ(static_cast<int64_t>(taps.blocks.size()), m.spec().config.at("depth").get<int64_t>());
-    for (size_t i = 0; i < taps.blocks.size(); ++i)
-      expect_rel(taps.blocks[i], f.at("tap_block" + std::to_string(i)), kForwardTol, ("tap_block" + std::to_string(i)).c_str());
-    EXPECT_REL(taps.final_layer, f.at("tap_final_layer"), kForwardTol);
+    expect_taps_match(m, f, ms);
   }
 }
 
@@ -148,37 +117,12 @@ TEST(PixArt, DiffusersFolderComputesTheSameFunction) {
     EXPECT_EQ(m.spec().config.at("null_caption"), false);  // diffusers drops y_embedding
     EXPECT_EQ(m.spec().config.at("micro_conditions"), ms);
     expect_forward_matches(m, f, ms);
+    expect_taps_match(m, f, ms);
     torch::NoGradGuard ng;
     EXPECT_REL(m.forward(f.at("fwd_x"), f.at("fwd_t"), captions(f, "fwd")), f.at("diffusers_fwd_out"), kForwardTol);
     // The learned null caption is not in this layout: guidance needs an explicit unconditional caption.
     EXPECT_THROW(m.null_conditioning(captions(f, "fwd")), Error);
   }
-}
-
-TEST(PixArt, ReleasedDiffusersConfigDefaultsAreFilledAsDiffusersDoes) {
-  // The released repos' config.json: class Transformer2DModel, no interpolation_scale, no
-  // use_additional_conditions; both then follow from sample_size (128: lewei 2 with size embedders).
-  auto sd = load_checkpoint(golden("pixart/ms/transformer"));
-  auto cfg = nlohmann::json::parse(sd.metadata.at("diffusers_config"));
-  cfg["_class_name"] = "Transformer2DModel";
-  cfg.erase("interpolation_scale");
-  cfg.erase("use_additional_conditions");
-  // sample_size 12: no size embedders by default, but the weights hold them.
-  EXPECT_THROW(convert_diffusers_pixart(sd, cfg.dump(), "test"), Error);
-  cfg["sample_size"] = 128;
-  auto meta = nlohmann::json::parse(convert_diffusers_pixart(sd, cfg.dump(), "test").metadata.at("config"));
-  EXPECT_EQ(meta.at("lewei_scale").get<double>(), 2.0);
-  EXPECT_EQ(meta.at("micro_conditions").get<bool>(), true);
-  EXPECT_EQ(meta.at("input_size").get<int64_t>(), 128);
-  cfg["_class_name"] = "DiTTransformer2DModel";
-  EXPECT_THROW(convert_diffusers_pixart(sd, cfg.dump(), "test"), Error);
-  auto base = load_checkpoint(golden("pixart/base/transformer"));
-  auto bcfg = nlohmann::json::parse(base.metadata.at("diffusers_config"));
-  bcfg.erase("interpolation_scale");
-  bcfg.erase("use_additional_conditions");
-  meta = nlohmann::json::parse(convert_diffusers_pixart(base, bcfg.dump(), "test").metadata.at("config"));
-  EXPECT_EQ(meta.at("lewei_scale").get<double>(), 1.0);  // max(8 // 64, 1)
-  EXPECT_EQ(meta.at("micro_conditions").get<bool>(), false);
 }
 
 TEST(PixArt, ForwardWithCfgMatchesReferenceIncludingTheMsMaskQuirk) {
@@ -273,29 +217,12 @@ TEST(PixArt, DpmSolverUpdatesReproduceTheReferenceIntermediates) {
 TEST(PixArt, SampleCommandReproducesDpmSolverAndIddpm) {
   for (auto c : kCases) {
     SCOPED_TRACE(c);
-    const bool ms = std::string(c) == "ms";
-    const auto cj = case_json(c);
-    const auto ctor = cj.at("original_constructor");
-    const std::string common = "--ckpt " + golden(std::string("pixart/") + c + "/pixart.pth") + " --num-heads " +
-                               std::to_string(ctor.at("num_heads").get<int64_t>()) + " --lewei-scale " +
-                               std::to_string(ctor.at("lewei_scale").get<double>()) + " --caption-embeddings " +
-                               golden(std::string("pixart/") + c + "/sample_dpms.safetensors") + " -s " +
-                               std::to_string(cj.at("seeds").at("sampling torch.manual_seed").get<int64_t>()) +
-                               (ms ? " -H 64 -W 128" : "") + " -q";
-    auto dpms = read(std::string(c) + "/sample_dpms.safetensors");
-    const std::string out = temp_path(std::string(c) + "_dpms.safetensors");
-    auto r = run_cli("sample " + common + " --steps " + std::to_string(dpms.at("model_t").size(0)) +
-                     " --save-latents " + out);
-    ASSERT_EQ(r.status, 0) << r.output;
-    EXPECT_REL(read_safetensors(out).at("latents"), dpms.at("samples"), kSampleTol);
-
-    auto iddpm = read(std::string(c) + "/sample_iddpm.safetensors");
-    const std::string out2 = temp_path(std::string(c) + "_iddpm.safetensors");
-    r = run_cli("sample " + common + " --sampler iddpm --steps " +
-                std::to_string(iddpm.at("timestep_map").size(0)) + (ms ? " --cfg-drop-mask" : "") +
-                " --save-latents " + out2);
-    ASSERT_EQ(r.status, 0) << r.output;
-    EXPECT_REL(read_safetensors(out2).at("latents"), iddpm.at("cond_samples"), kSampleTol);
+    const auto ctor = case_json(c).at("original_constructor");
+    // The .pth's learned null caption is the unconditional branch (PixArt's inference.py).
+    expect_sample_command_reproduces(c, "--ckpt " + golden(std::string("pixart/") + c + "/pixart.pth") +
+                                            " --num-heads " + std::to_string(ctor.at("num_heads").get<int64_t>()) +
+                                            " --lewei-scale " + std::to_string(ctor.at("lewei_scale").get<double>()),
+                                     golden(std::string("pixart/") + c + "/sample_dpms.safetensors"));
   }
 }
 
@@ -556,39 +483,3 @@ TEST(PixArt, TrainFineTunesPixArtAndSparseDiTPixArtOnCaptions) {
   }
 }
 
-// convert --diffusers writes what diffusers' own converter wrote for the goldens (same tensors, a
-// config that loads back to the same model), and --format-only takes a diffusers folder back.
-TEST(PixArt, ConvertRewritesBetweenTheLayouts) {
-  for (auto c : kCases) {
-    SCOPED_TRACE(c);
-    const auto ctor = case_json(c).at("original_constructor");
-    const std::string dir = temp_path(std::string("to_diffusers_") + c);
-    std::filesystem::remove_all(dir);
-    auto r = run_cli("convert --diffusers --from " + golden(std::string("pixart/") + c + "/pixart.pth") + " --to " +
-                     dir + " --num-heads " + std::to_string(ctor.at("num_heads").get<int64_t>()) + " --lewei-scale " +
-                     std::to_string(ctor.at("lewei_scale").get<double>()));
-    ASSERT_EQ(r.status, 0) << r.output;
-    EXPECT_NE(r.output.find("y_embedder.y_embedding"), std::string::npos) << r.output;
-    const auto ours = read_safetensors(dir + "/diffusion_pytorch_model.safetensors");
-    const auto theirs = read_safetensors(golden(std::string("pixart/") + c + "/transformer/diffusion_pytorch_model.safetensors"));
-    EXPECT_EQ(ours.size(), theirs.size());
-    for (const auto& k : theirs.keys()) {
-      ASSERT_TRUE(ours.contains(k)) << k;
-      EXPECT_TRUE(torch::equal(ours.at(k), theirs.at(k))) << k;
-    }
-    auto f = read(std::string(c) + "/forward.safetensors");
-    auto m = Model::load(dir);
-    torch::NoGradGuard ng;
-    EXPECT_TRUE(torch::equal(m.forward(f.at("fwd_x"), f.at("fwd_t"), captions(f, "fwd")),
-                             load_pth(c).forward(f.at("fwd_x"), f.at("fwd_t"), captions(f, "fwd"))));
-    const std::string back = temp_path(std::string("from_diffusers_") + c + ".safetensors");
-    r = run_cli("convert --format-only -q --from " + dir + " --to " + back);
-    ASSERT_EQ(r.status, 0) << r.output;
-    auto native = read_safetensors(back);
-    EXPECT_TRUE(torch::equal(native.at("blocks.1.attn.qkv.weight"), load_pth(c).state_dict().at("blocks.1.attn.qkv.weight")));
-    EXPECT_FALSE(native.contains("y_embedder.y_embedding"));
-  }
-  auto r = run_cli("convert --diffusers --from " + golden("dit/dit.safetensors") + " --to " + temp_path("dit_diff"));
-  EXPECT_NE(r.status, 0);
-  EXPECT_NE(r.output.find("no diffusers layout"), std::string::npos) << r.output;
-}

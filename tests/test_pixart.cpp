@@ -239,6 +239,12 @@ TEST(PixArt, FlopsMatchTheDerivation) {
   EXPECT_NEAR(f.flops(spec, dense, square_grid(8)).gmacs(), 89.58, 0.005);
   EXPECT_NEAR(f.flops(spec, dense, square_grid(6)).gmacs(), 80.92, 0.005);
   EXPECT_NEAR(f.flops(spec, dense, square_grid(10)).gmacs(), 100.78, 0.005);
+  // The CLI averages over the family's default run (20 DPM-Solver steps, 5 per stage of r in [0.61, 0.86]).
+  auto r = run_cli("flops --model PixArt-XL/2 --image-size 256 --sparse --json");
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto j = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  EXPECT_EQ(j.at("sampling_steps").get<int64_t>(), 20);
+  EXPECT_NEAR(j.at("gmacs").get<double>(), 91.54, 0.005);
 }
 
 namespace {

@@ -14,7 +14,7 @@
 
 #include "cli/commands.h"
 #include "diffusion/density_schedule.h"
-#include "diffusion/respace.h"
+#include "diffusion/pipeline.h"
 #include "io/checkpoint.h"
 #include "models/registry.h"
 #include "util/error.h"
@@ -26,7 +26,7 @@ namespace {
 constexpr int64_t kDiffusionSteps = 1000;
 
 struct FlopsOptions {
-  std::string model, ckpt, layout, density, steps = "250";
+  std::string model, ckpt, layout, density, steps, sampler;  // steps/sampler empty: the family's defaults
   int64_t image_size = 0, latent_size = 0, num_heads = 0;
   bool sparse = false, json = false;
 };
@@ -188,7 +188,9 @@ void run_flops(const FlopsOptions& o) {
     fail("flops: --density needs a SparseDiT (--sparse, or a SparseDiT checkpoint)");
   const std::string spec = !o.density.empty() ? o.density : r.spec.layout ? kDefaultDensity : "full";
   const auto sched = DensitySchedule::parse(spec, r.latent.grid(), kDiffusionSteps);
-  const auto timesteps = space_timesteps(kDiffusionSteps, o.steps);
+  // The timesteps the family's default sampler visits (DiT: 250 IDDPM steps; PixArt: 20 DPM-Solver).
+  const SamplingDefaults d = sampling_defaults(r.spec);
+  const auto timesteps = sampler_timesteps(o.sampler.empty() ? d.sampler : o.sampler, o.steps.empty() ? d.steps : o.steps);
   const Table tb = compute(r, sched, timesteps);
   if (o.json) print_json(r, sched, timesteps, tb);
   else print_table(r, sched, timesteps, tb);
@@ -209,8 +211,11 @@ void register_flops(CLI::App& app) {
   cmd->add_option("--density", opts->density,
                   "full | fixed:S | fixed:HxW | range:RMIN,RMAX | sides:a,b,c,d | per-step:RMIN,RMAX "
                   "(default range:0.61,0.86)");
-  cmd->add_option("--num-sampling-steps,--steps", opts->steps, "Respacing of the 1000 steps: N, N1,N2,... or ddimN")
-      ->capture_default_str();
+  cmd->add_option("--num-sampling-steps,--steps", opts->steps,
+                  "Respacing of the 1000 steps: N, N1,N2,... or ddimN; dpm-solver: N (default: the family's, DiT 250, "
+                  "PixArt 20)");
+  cmd->add_option("--sampler", opts->sampler, "Sampler whose timesteps are averaged over (default: the family's, "
+                  "DiT ddpm, PixArt dpm-solver)");
   cmd->add_flag("--json", opts->json, "Print one JSON object instead of the table");
   cmd->add_option("--num-heads", opts->num_heads, "Head count for checkpoints whose width has no default");
   cmd->callback([opts] { run_flops(*opts); });

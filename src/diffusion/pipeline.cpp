@@ -150,6 +150,17 @@ SamplerPlan plan_sampler(const SamplingRequest& req, const LatentSpec& spec) {
   return p;
 }
 
+}  // namespace
+
+std::vector<int64_t> sampler_timesteps(const std::string& sampler, const std::string& steps) {
+  SamplingRequest req;
+  req.sampler = sampler;
+  req.steps = steps;
+  return plan_sampler(req, LatentSpec{}).visited;
+}
+
+namespace {
+
 // One run of the plan's sampler from z: the model at the schedule's grid for each call (counted in
 // res.grid_calls), guided as that sampler's reference guides ([cond; uncond] through DiT's
 // forward_with_cfg for the respaced samplers, [uncond; cond] for DPM-Solver).

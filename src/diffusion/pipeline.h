@@ -67,6 +67,10 @@ double mean_gmacs(const Model& model, const DensitySchedule& sched, const std::v
 // are a plain count and whose guidance runs [uncond; cond] (guided_channels -1: every eps channel).
 const std::vector<std::string>& pipeline_sampler_names();
 
+// The original timesteps one run of `sampler` with `steps` visits (DPM-Solver's fractional model
+// times rounded down), for costing a run without running it (`flops`).
+std::vector<int64_t> sampler_timesteps(const std::string& sampler, const std::string& steps);
+
 // Validates conditioning, density and sampler against the model; throws sdit::Error with a clear message.
 SamplingResult run_sampling(Model& model, const SamplingRequest& req, const SamplingProgress& progress = {});
 

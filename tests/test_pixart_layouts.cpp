@@ -98,3 +98,19 @@ TEST(PixArt, SampleCommandFromTheDiffusersFolderReproducesBothSamplers) {
     expect_sample_command_reproduces(cs, "--ckpt " + golden("pixart/" + cs + "/transformer"), file);
   }
 }
+
+// `info` names the class, the micro-conditions and the null caption each layout carries.
+TEST(PixArt, InfoDescribesEachLayout) {
+  const auto ctor = case_json("ms").at("original_constructor");
+  const auto heads = ctor.at("num_heads").get<int64_t>();
+  auto r = run_cli("info --ckpt " + golden("pixart/ms/pixart.pth") + " --num-heads " + std::to_string(heads) +
+                   " --lewei-scale " + std::to_string(ctor.at("lewei_scale").get<double>()));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string heads_line = "heads:       " + std::to_string(heads) + "\n";
+  for (auto s : {"PixArtMS (micro-conditions img_hw, aspect_ratio)", "null caption: learned", heads_line.c_str()})
+    EXPECT_NE(r.output.find(s), std::string::npos) << s << "\n" << r.output;
+  r = run_cli("info --ckpt " + golden("pixart/base/transformer"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (auto s : {"layout:      diffusers", "class:       PixArt\n", "null caption: none (diffusers layout"})
+    EXPECT_NE(r.output.find(s), std::string::npos) << s << "\n" << r.output;
+}

@@ -389,6 +389,37 @@ std::vector<OpCase> op_cases() {
                    [=] { return Tensors{rnd({3, 5, 8}), rnd({3, 1, 8}), rnd({3, 1, 8})}; },
                    [](const Tensors& t) { return modulate(t[0], t[1], t[2]); },
                    [](const Tensors& t) { return t[0] + t[0] * t[2] + t[1]; }});
+  cases.push_back({"gated_residual",
+                   [=] { return Tensors{rnd({3, 5, 8}), rnd({3, 1, 8}), rnd({3, 5, 8})}; },
+                   [](const Tensors& t) { return gated_residual(t[0], t[1], t[2]); },
+                   [](const Tensors& t) { return t[0] + t[1] * t[2]; }});
+  cases.push_back({"linear on 3-D tokens (bias folded into the GEMM), contiguous and strided",
+                   [=] { return Tensors{rnd({3, 5, 12}), rnd({7, 6}), rnd({7})}; },
+                   [](const Tensors& t) {
+                     torch::nn::LinearImpl l(6, 7);
+                     l.to(t[0].device(), t[0].scalar_type());
+                     torch::NoGradGuard ng;
+                     l.weight.copy_(t[1]);
+                     l.bias.copy_(t[2]);
+                     auto halves = t[0].chunk(2, -1);  // a contiguous copy and a strided view
+                     return torch::cat({linear(l, halves[0].contiguous()), linear(l, halves[1])}, -1);
+                   },
+                   [](const Tensors& t) {
+                     auto h = t[0].chunk(2, -1);
+                     return torch::cat({torch::matmul(h[0], t[1].t()) + t[2], torch::matmul(h[1], t[1].t()) + t[2]}, -1);
+                   }});
+  cases.push_back({"mlp (GELU in place at inference)",
+                   [=] { return Tensors{rnd({2, 5, 6}), rnd({10, 6}), rnd({10}), rnd({6, 10}), rnd({6})}; },
+                   [](const Tensors& t) {
+                     MlpImpl m(6, 10);
+                     m.to(t[0].device(), t[0].scalar_type());
+                     torch::NoGradGuard ng;
+                     m.fc1->weight.copy_(t[1]), m.fc1->bias.copy_(t[2]), m.fc2->weight.copy_(t[3]), m.fc2->bias.copy_(t[4]);
+                     return m.forward(t[0]);
+                   },
+                   [](const Tensors& t) {
+                     return torch::matmul(ref_gelu_tanh(torch::matmul(t[0], t[1].t()) + t[2]), t[3].t()) + t[4];
+                   }});
   cases.push_back({"layer_norm",
                    [=] { return Tensors{rnd({2, 7, 12}) * 3 + 1}; },
                    [](const Tensors& t) { return layer_norm(t[0]); },
@@ -474,7 +505,7 @@ std::vector<torch::Device> devices() {
 
 TEST(Ops, EveryOpMatchesItsPlainFormula) {
   const auto cases = op_cases();
-  ASSERT_EQ(cases.size(), 6u + 2 * 4 + 3 + 2 + block_cases().size());  // the table is what it says
+  ASSERT_EQ(cases.size(), 11u + 2 * 4 + 3 + 2 + block_cases().size());  // the table is what it says
   int checked = 0;
   for (auto& c : cases) {
     torch::manual_seed(1);

@@ -6,11 +6,15 @@
 #include <functional>
 #include <map>
 #include <sstream>
+#include <thread>
+
+#include <torch/version.h>
 
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
 
+#include "bench/gemm_limit.h"
 #include "diffusion/density_schedule.h"
 #include "diffusion/pipeline.h"
 #include "diffusion/respace.h"
@@ -215,15 +219,22 @@ std::vector<int64_t> visited_grids(BenchRow& row, const Model& model, const Benc
 // that use each grid; fills the timing and memory fields of the row.
 void time_forwards(BenchRow& row, const BenchOptions& opt, const std::function<torch::Tensor(size_t)>& forward) {
   torch::NoGradGuard ng;
+  GemmShapes gemms;  // the products of one step, each grid weighted by its share of the steps
   for (size_t i = 0; i < row.grids.size(); ++i)
-    for (int w = 0; w < opt.warmup; ++w) {
-      const auto out = forward(i);
+    for (int w = 0; w < std::max(opt.warmup, opt.gemm_limit ? 1 : 0); ++w) {
+      torch::Tensor out;
+      if (w == 0 && opt.gemm_limit)
+        gemms.add(record_gemm_shapes([&] { out = forward(i); }),
+                  static_cast<double>(row.steps_per_side[i]) / static_cast<double>(row.steps));
+      else
+        out = forward(i);
       if (w == 0 && !torch::isfinite(out).all().item<bool>())
         fail("bench: the random model produced non-finite outputs at ", row.grids[i].str(), " in ", row.dtype,
              "; timings of NaN arithmetic would not be representative");
     }
   compat::cuda_synchronize(opt.device);
   const bool per_row_peak = bench_reset_peak(opt);
+  BenchProfile profile(opt);
   std::vector<std::vector<double>> side_ms(row.grids.size());
   for (int r = 0; r < opt.reps; ++r) {
     double weighted = 0.0;
@@ -238,9 +249,11 @@ void time_forwards(BenchRow& row, const BenchOptions& opt, const std::function<t
     }
     row.ms_per_step_reps.push_back(weighted / static_cast<double>(row.steps));
   }
+  profile.finish(row);
   bench_read_peak(row, opt, per_row_peak);
   for (const auto& v : side_ms) row.ms_per_side.push_back(mean_sd(v));
   row.ms_per_step = mean_sd(row.ms_per_step_reps);
+  if (opt.gemm_limit) row.gemm_limit_gflops = measure_gemm_rate(gemms, opt.dtype, opt.device);
 }
 
 BenchRow measure(Model& model, const BenchPlan& plan, const BenchCase& c, const BenchOptions& opt,
@@ -299,6 +312,18 @@ BenchRow bench_row_header(const BenchPlan& plan, const BenchCase& c, const Bench
   row.cfg = opt.cfg;
   row.reps = opt.reps;
   return row;
+}
+
+BenchProfile::BenchProfile(const BenchOptions& opt) {
+  if (opt.profile) prof_ = std::make_unique<OpProfiler>();
+}
+
+void BenchProfile::finish(BenchRow& row) {
+  if (!prof_) return;
+  row.profile_classes = prof_->classes();
+  row.profile_ops = prof_->ops();
+  if (row.profile_ops.size() > 15) row.profile_ops.resize(15);
+  prof_.reset();
 }
 
 bool bench_reset_peak(const BenchOptions& opt) {
@@ -441,6 +466,10 @@ nlohmann::ordered_json bench_row_json(const BenchRow& r) {
   j["gmacs_per_image_step"] = r.gmacs_per_image_step;
   j["gflops_per_s"] = r.gflops_per_s.mean;
   j["gflops_per_s_sd"] = r.gflops_per_s.sd;
+  if (r.gemm_limit_gflops) {
+    j["gemm_limit_gflops"] = *r.gemm_limit_gflops;
+    j["pct_gemm_limit"] = 100.0 * r.gflops_per_s.mean / *r.gemm_limit_gflops;
+  }
   j["img_per_s"] = r.img_per_s.mean;
   j["img_per_s_sd"] = r.img_per_s.sd;
   if (train) {
@@ -449,9 +478,32 @@ nlohmann::ordered_json bench_row_json(const BenchRow& r) {
   }
   j["peak_mem_bytes"] = r.peak_mem_bytes;
   j["mem_source"] = r.mem_source;
+  if (!r.profile_classes.empty()) {
+    auto list = [](const std::vector<OpTime>& v) {
+      auto a = nlohmann::ordered_json::array();
+      for (const auto& o : v) a.push_back({{"name", o.name}, {"calls", o.calls}, {"self_ms", o.self_ms}});
+      return a;
+    };
+    j["profile"] = {{"classes", list(r.profile_classes)}, {"ops", list(r.profile_ops)}};
+  }
   j["speedup"] = r.speedup ? nlohmann::ordered_json(*r.speedup) : nlohmann::ordered_json(nullptr);
   j["gmacs_ratio"] = r.gmacs_ratio ? nlohmann::ordered_json(*r.gmacs_ratio) : nlohmann::ordered_json(nullptr);
   return j;
+}
+
+std::string bench_machine() {
+  std::string cpu = "unknown CPU";
+  std::ifstream info("/proc/cpuinfo");
+  for (std::string line; std::getline(info, line);)
+    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos) {
+      cpu = line.substr(line.find(':') + 2);
+      break;
+    }
+  std::ostringstream s;
+  s << cpu << ", " << std::thread::hardware_concurrency() << " logical cores, libtorch " << TORCH_VERSION_MAJOR << "."
+    << TORCH_VERSION_MINOR << "." << TORCH_VERSION_PATCH << (at::hasMKLDNN() ? " with oneDNN" : "")
+    << (torch::cuda::is_available() ? ", CUDA available" : "");
+  return s.str();
 }
 
 std::string dtype_name(torch::Dtype dtype) {

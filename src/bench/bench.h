@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/profile.h"
 #include "diffusion/density_schedule.h"
 #include "models/model.h"
 #include "train/batching.h"
@@ -50,6 +51,12 @@ struct BenchOptions {
   // running one micro-batch per timestep interval (docs/method.md §4), as `sparsedit train` does.
   bool train = false;
   std::string train_intervals = "stages";  // plan_density_intervals spec
+  // Time every ATen op during the timed repetitions (bench/profile.h); the callbacks cost a little,
+  // so profiled rows run somewhat slower than unprofiled ones.
+  bool profile = false;
+  // Time the forward's own matrix products alone (bench/gemm_limit.h) to give each sampling row its
+  // share of that rate.
+  bool gemm_limit = true;
 };
 
 struct MeanSd {
@@ -80,6 +87,8 @@ struct BenchRow {
   double gmacs_per_image_step = 0.0;  // gmacs × 2 with CFG
   // Achieved: 2 · MACs · forward batch / time; training counts forward + backward as 3 forwards.
   MeanSd gflops_per_s;
+  // The rate of the same matrix products timed alone (sampling rows with BenchOptions::gemm_limit).
+  std::optional<double> gemm_limit_gflops;
   MeanSd img_per_s;         // sampling: batch / (ms_per_step × steps); training: samples / s
   MeanSd steps_per_s;       // training: optimisation steps / s
 
@@ -88,6 +97,9 @@ struct BenchRow {
   // allocator's peak allocated bytes. -1 when unavailable.
   int64_t peak_mem_bytes = -1;
   std::string mem_source;
+
+  // With BenchOptions::profile: self time per op class and the ops that took the most.
+  std::vector<OpTime> profile_classes, profile_ops;
 
   // Against the `full` row of the same group (model, size, batch, threads, device, dtype, CFG).
   std::optional<double> speedup;      // full ms_per_step / this ms_per_step
@@ -127,6 +139,15 @@ BenchRow bench_row_header(const BenchPlan& plan, const BenchCase& c, const Bench
 // Peak memory bookkeeping around the timed part: reset before, read after (fills the row).
 bool bench_reset_peak(const BenchOptions& opt);
 void bench_read_peak(BenchRow& row, const BenchOptions& opt, bool per_row);
+// The op profile of the timed part, when asked for: started by the constructor, stored by finish().
+class BenchProfile {
+ public:
+  explicit BenchProfile(const BenchOptions& opt);
+  void finish(BenchRow& row);
+
+ private:
+  std::unique_ptr<OpProfiler> prof_;
+};
 
 // The micro-batches of one optimisation step: the schedule's intervals for a SparseDiT, one dense
 // interval otherwise. Throws sdit::Error when the batch is smaller than the interval count.
@@ -144,6 +165,9 @@ void randomize_weights(Model& m);
 Conditioning bench_conditioning(const Model& model, int64_t batch, bool cfg, const torch::Device& device);
 
 std::string dtype_name(torch::Dtype dtype);
+// What the numbers were measured on: the CPU model and core count, libtorch's version, and the
+// BLAS/oneDNN build (timings from different machines are not comparable; their ratios are).
+std::string bench_machine();
 torch::Dtype parse_dtype(const std::string& name);  // fp32 | bf16 | fp16
 
 }  // namespace sdit

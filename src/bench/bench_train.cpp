@@ -75,6 +75,7 @@ BenchRow measure_train_step(Model& model, const BenchPlan& plan, const BenchCase
            "; timings of NaN arithmetic would not be representative");
   }
   const bool per_row_peak = bench_reset_peak(opt);
+  BenchProfile profile(opt);
   for (int r = 0; r < opt.reps; ++r) {
     compat::cuda_synchronize(opt.device);
     const auto t0 = std::chrono::steady_clock::now();
@@ -83,6 +84,7 @@ BenchRow measure_train_step(Model& model, const BenchPlan& plan, const BenchCase
     row.ms_per_step_reps.push_back(
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
+  profile.finish(row);
   bench_read_peak(row, opt, per_row_peak);
   model.train(false);
 

@@ -37,6 +37,8 @@ struct BenchArgs {
   std::string t5_dtype = "bf16", text_encoder = "t5-v1_1-xxl";
   int64_t t5_layers = 0;
   CLI::Option* steps_opt = nullptr;
+  bool profile = false;
+  bool no_gemm_limit = false;
   int reps = 3, warmup = 1;
   int64_t num_heads = 0, hidden_size = 0, depth = 0, patch_size = 0;
   uint64_t seed = 0;
@@ -124,6 +126,13 @@ std::string sides_cell(const BenchRow& r) {
 
 std::string mib(int64_t bytes) { return bytes < 0 ? "-" : fmt("%.0f", static_cast<double>(bytes) / (1024.0 * 1024.0)); }
 
+// The achieved rate as a share of the GEMM limit, with the limit itself ("71% of 194").
+std::string pct_of_limit(const BenchRow& r) {
+  if (!r.gemm_limit_gflops || *r.gemm_limit_gflops <= 0) return "-";
+  return fmt("%.0f%%", 100.0 * r.gflops_per_s.mean / *r.gemm_limit_gflops) + " of " +
+         fmt("%.0f", *r.gemm_limit_gflops);
+}
+
 void print_markdown(const std::vector<BenchRow>& rows, const BenchOptions& o) {
   const auto& r0 = rows.front();
   const bool train = o.train;
@@ -139,19 +148,25 @@ void print_markdown(const std::vector<BenchRow>& rows, const BenchOptions& o) {
               << " warm-up + " << o.reps << " timed forward(s) per grid side, mean ± sd over reps\n"
               << "ms/forward per grid side s² (tokens per SDTM); ms/step weights them by the steps using each side; "
               << "GMACs per forward per sample (FLOPs counter); peak MiB: " << r0.mem_source
-              << " during the timed forwards, weights included\n\n";
+              << " during the timed forwards, weights included\n"
+              << "% GEMM limit: GFLOP/s ÷ the rate of the forward's own matrix products (same shapes, dtype, "
+              << "threads) timed alone in this run; realisation: speed-up × FLOPs ratio (1 = every FLOP saved "
+              << "shows in wall time)\n\n";
+  std::cout << "machine: " << bench_machine() << "\n\n";
   std::cout << "| model | size | family | density | batch | threads | device | dtype | "
             << (train ? "micro-batches | ms/train step | steps/s | samples/s" : "ms/forward by side | ms/step | img/s")
-            << " | GMACs | GFLOP/s | peak MiB | speed-up |\n"
-            << "|---|---:|---|---|---:|---:|---|---|---|---:|---:|" << (train ? "---:|" : "") << "---:|---:|---:|---:|\n";
+            << " | GMACs | GFLOP/s | % GEMM limit | peak MiB | speed-up | realisation |\n"
+            << "|---|---:|---|---|---:|---:|---|---|---|---:|---:|" << (train ? "---:|" : "")
+            << "---:|---:|---:|---:|---:|---:|\n";
   for (const auto& r : rows) {
     std::cout << "| " << r.model << " | " << r.image_size << " | " << r.family << " | " << r.density << " | " << r.batch
               << " | " << r.threads << " | " << r.device << " | " << r.dtype << " | " << sides_cell(r) << " | "
               << pm(r.ms_per_step, "%.1f") << " | ";
     if (train) std::cout << pm_sig(r.steps_per_s) << " | ";
     std::cout << pm_sig(r.img_per_s) << " | " << fmt(r.gmacs >= 10 ? "%.2f" : "%.4g", r.gmacs) << " | "
-              << pm(r.gflops_per_s, "%.1f") << " | " << mib(r.peak_mem_bytes) << " | "
-              << (r.speedup ? fmt("%.2f", *r.speedup) + "×" : "-") << " |\n";
+              << pm(r.gflops_per_s, "%.1f") << " | " << pct_of_limit(r) << " | " << mib(r.peak_mem_bytes) << " | "
+              << (r.speedup ? fmt("%.2f", *r.speedup) + "×" : "-") << " | "
+              << (r.speedup && r.gmacs_ratio ? fmt("%.2f", *r.speedup * *r.gmacs_ratio) : "-") << " |\n";
   }
 
   // One line per group: every non-full density against the group's full row.
@@ -184,6 +199,24 @@ void print_markdown(const std::vector<BenchRow>& rows, const BenchOptions& o) {
   }
 }
 
+// Per row: self time per op class over the timed repetitions, then the ops that took the most.
+void print_profiles(const std::vector<BenchRow>& rows) {
+  for (const auto& r : rows) {
+    if (r.profile_classes.empty()) continue;
+    double total = 0;
+    for (const auto& c : r.profile_classes) total += c.self_ms;
+    std::cout << "\nprofile: " << r.model << " " << r.density << " batch " << r.batch << " " << r.dtype << " ("
+              << r.reps << " timed rep(s), " << fmt("%.1f", total) << " ms of op self time)\n\n"
+              << "| op class | calls | self ms | share |\n|---|---:|---:|---:|\n";
+    for (const auto& c : r.profile_classes)
+      std::cout << "| " << c.name << " | " << c.calls << " | " << fmt("%.1f", c.self_ms) << " | "
+                << fmt("%.1f%%", 100.0 * c.self_ms / total) << " |\n";
+    std::cout << "\n| op | calls | self ms |\n|---|---:|---:|\n";
+    for (const auto& o : r.profile_ops)
+      std::cout << "| " << o.name << " | " << o.calls << " | " << fmt("%.1f", o.self_ms) << " |\n";
+  }
+}
+
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;
   std::string q = "\"";
@@ -194,7 +227,7 @@ std::string csv_field(const std::string& s) {
 void print_csv(const std::vector<BenchRow>& rows) {
   std::cout << "mode,model,family,layout,image_size,input_size,density,batch,cfg,threads,device,dtype,steps,reps,"
                "ms_per_side,ms_per_step,ms_per_step_sd,gmacs,gmacs_per_image_step,gflops_per_s,gflops_per_s_sd,"
-               "img_per_s,img_per_s_sd,steps_per_s,peak_mem_bytes,mem_source,speedup,gmacs_ratio\n";
+               "img_per_s,img_per_s_sd,steps_per_s,peak_mem_bytes,mem_source,speedup,gmacs_ratio,gemm_limit_gflops\n";
   auto num = [](double v) { return fmt("%.6g", v); };
   for (const auto& r : rows) {
     std::string sides;
@@ -209,7 +242,8 @@ void print_csv(const std::vector<BenchRow>& rows) {
               << num(r.img_per_s.mean) << "," << num(r.img_per_s.sd) << ","
               << (r.mode == "train" ? num(r.steps_per_s.mean) : "") << "," << r.peak_mem_bytes << ","
               << csv_field(r.mem_source) << "," << (r.speedup ? num(*r.speedup) : "") << ","
-              << (r.gmacs_ratio ? num(*r.gmacs_ratio) : "") << "\n";
+              << (r.gmacs_ratio ? num(*r.gmacs_ratio) : "") << ","
+              << (r.gemm_limit_gflops ? num(*r.gemm_limit_gflops) : "") << "\n";
   }
 }
 
@@ -282,6 +316,8 @@ void run(const BenchArgs& a) {
   o.seed = a.seed;
   o.train = a.train;
   o.train_intervals = a.train_intervals;
+  o.profile = a.profile;
+  o.gemm_limit = !a.no_gemm_limit;
 
   const auto sides = latent_sides(a, source);
   std::vector<int64_t> threads;
@@ -308,12 +344,14 @@ void run(const BenchArgs& a) {
     auto arr = nlohmann::ordered_json::array();
     for (const auto& r : rows) arr.push_back(bench_row_json(r));
     nlohmann::ordered_json j;
+    j["machine"] = bench_machine();
     j["rows"] = arr;
     std::cout << j.dump(2) << "\n";
   } else if (a.csv) {
     print_csv(rows);
   } else {
     print_markdown(rows, o);
+    print_profiles(rows);
   }
 }
 
@@ -348,6 +386,9 @@ void register_bench(CLI::App& app) {
   c->add_option("--train-intervals", a->train_intervals,
                 "SparseDiT micro-batches per step: stages | K | 0,a,...,1000 (as sparsedit train)")
       ->capture_default_str();
+  c->add_flag("--profile", a->profile, "Time every op during the timed reps and print self time per op class");
+  c->add_flag("--no-gemm-limit", a->no_gemm_limit,
+              "Skip timing the forward's matrix products alone (the % GEMM limit column)");
   c->add_flag("--json", a->json, "Print {\"rows\": [...]}");
   c->add_flag("--csv", a->csv, "Print CSV");
   c->add_flag("--md", a->md, "Print a markdown table (the default)");

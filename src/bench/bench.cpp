@@ -62,15 +62,19 @@ bool reset_cpu_peak() {
 
 // ---- models ----------------------------------------------------------------------------------
 
+}  // namespace
+
 // The family's training init, except that tensors it zeroes (adaLN-Zero, the output layer) get
 // small random weights: zeros would make every block the identity, and the timed kernels would see
 // degenerate (constant) activations, which is not what a trained model computes.
-void randomize(Model& m) {
+void randomize_weights(Model& m) {
   torch::NoGradGuard ng;
   m.init_weights();
   for (auto& p : m.module().parameters())
     if (p.dim() >= 2 && p.requires_grad() && !p.any().item<bool>()) torch::nn::init::normal_(p, 0.0, 0.02);
 }
+
+namespace {
 
 // Owns the checkpoint (read once) and at most one built model: benchmarking XL at 512 px holds
 // 2.7 GB of fp32 weights, so the previous model is freed before the next one is built, which also
@@ -116,7 +120,7 @@ class ModelPool {
       current_ = Model::from_state_dict(*sd_, src_.load);
     } else {
       current_ = Model::build(t.spec);
-      randomize(*current_);
+      randomize_weights(*current_);
     }
     current_->to(opt_.device, opt_.dtype);
     current_->train(false);
@@ -171,6 +175,12 @@ Conditioning bench_conditioning(const Model& model, int64_t batch, bool cfg, con
   if (l.cond == CondKind::Text) {
     c.context = torch::randn({batch, l.context_len, l.context_dim});
     c.context_mask = torch::ones({batch, l.context_len}, torch::kLong);
+  }
+  const auto& fam = family(model.spec().family);
+  if (l.size_conditions && fam.size_conditions) {  // PixArt-MS: the micro-conditions of the model's own size
+    const Conditioning s = fam.size_conditions(model.spec(), {l.height * l.vae_downscale, l.width * l.vae_downscale});
+    c.img_hw = s.img_hw.expand({batch, -1}).contiguous();
+    c.aspect_ratio = s.aspect_ratio.expand({batch, -1}).contiguous();
   }
   if (cfg && l.cond != CondKind::None) c = Conditioning::cat(c, model.null_conditioning(c));
   return c.to(device);

@@ -157,6 +157,10 @@ std::vector<DensityInterval> train_intervals(const BenchPlan& plan, const BenchC
 BenchRow measure_train_step(Model& model, const BenchPlan& plan, const BenchCase& c, const BenchOptions& opt,
                             const std::string& model_name);
 
+// The family's training init, with small random values where it would put zeros (adaLN-Zero, the
+// output layer): timed kernels then see the activations a trained model has, not constants.
+void randomize_weights(Model& m);
+
 // Random conditioning of the model's kind for `batch` samples ([cond; uncond] rows with cfg).
 Conditioning bench_conditioning(const Model& model, int64_t batch, bool cfg, const torch::Device& device);
 

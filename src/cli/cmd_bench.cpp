@@ -17,6 +17,7 @@
 #include "cli/common.h"
 #include "diffusion/density_schedule.h"
 #include "bench/bench.h"
+#include "bench/bench_pipeline.h"
 #include "bench/bench_text.h"
 #include "models/registry.h"
 #include "models/t5_load.h"
@@ -32,6 +33,10 @@ struct BenchArgs {
   std::vector<std::string> densities;
   std::string train_intervals = "stages";
   bool random_weights = false, cfg = false, json = false, csv = false, md = false, quiet = false, train = false;
+  bool e2e = false;  // text-to-image end to end (bench/bench_pipeline.h)
+  std::string t5_dtype = "bf16", text_encoder = "t5-v1_1-xxl";
+  int64_t t5_layers = 0;
+  CLI::Option* steps_opt = nullptr;
   bool profile = false;
   bool no_gemm_limit = false;
   int reps = 3, warmup = 1;
@@ -268,10 +273,38 @@ void run_text_encoder(const BenchArgs& a) {
   else std::cout << text_bench_markdown(rows, t);
 }
 
+// --e2e: T5 encode, the sampling steps (the family's sampler; dense and each --density), the VAE decode.
+void run_e2e(const BenchArgs& a, const BenchModelSource& source) {
+  if (!a.random_weights || a.model.empty()) fail("bench --e2e: give --model NAME --random-weights");
+  PipelineBenchOptions p;
+  const auto sides = latent_sides(a, source);
+  if (sides.size() != 1) fail("bench --e2e: give one --image-size");
+  SpecOverrides ov;
+  ov.height = ov.width = sides.front();
+  p.text_encoder = a.text_encoder;
+  ov.context_dim = t5_preset(a.text_encoder).d_model;  // 4096 for PixArt's XXL; smaller encoders for tests
+  p.spec = family(source.spec.family).apply_overrides(source.spec, ov);
+  const SamplingDefaults d = sampling_defaults(p.spec);
+  p.sampler = d.sampler;
+  p.steps = a.steps_opt && a.steps_opt->count() > 0 ? a.steps : d.steps;
+  p.cfg_scale = d.cfg_scale;
+  if (!a.densities.empty()) p.densities = a.densities;
+  p.t5_dtype = parse_t5_dtype(a.t5_dtype);
+  p.t5_layers = a.t5_layers;
+  p.seed = a.seed;
+  if (!a.threads.empty()) torch::set_num_threads(static_cast<int>(parse_int_list(a.threads, "--threads").front()));
+  std::function<void(const std::string&)> log;
+  if (!a.quiet) log = [](const std::string& m) { std::fprintf(stderr, "bench e2e %s\n", m.c_str()); };
+  const auto rows = run_pipeline_bench(p, log);
+  if (a.json) std::cout << pipeline_bench_json(rows).dump(2) << "\n";
+  else std::cout << pipeline_bench_markdown(rows);
+}
+
 void run(const BenchArgs& a) {
   if (static_cast<int>(a.json) + static_cast<int>(a.csv) + static_cast<int>(a.md) > 1)
     fail("bench: give at most one of --json, --csv, --md");
   if (a.model.rfind("t5", 0) == 0) return run_text_encoder(a);
+  if (a.e2e) return run_e2e(a, resolve_source(a));
   const BenchModelSource source = resolve_source(a);
 
   BenchOptions o;
@@ -331,8 +364,7 @@ void register_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   auto* c = app.add_subcommand("bench", "Time DiT / SparseDiT sampling forwards per size, density, batch and threads");
   auto* model = c->add_option("--model", a->model,
-                              "Published config DiT-S/2 ... DiT-XL/8, Latte-S/2 ... Latte-XL/8, or a text encoder "
-                              "t5-v1_1-xxl (needs --random-weights)");
+                              "Published config (" + all_presets() + "), or a text encoder t5-v1_1-xxl (needs --random-weights)");
   auto* ckpt = c->add_option("-m,--ckpt", a->ckpt, "Checkpoint to bench (a dense one only runs `full`)");
   model->excludes(ckpt);
   c->add_flag("--random-weights", a->random_weights,
@@ -346,8 +378,9 @@ void register_bench(CLI::App& app) {
   c->add_option("-t,--threads", a->threads, "CPU threads, comma-separated (default: libtorch's)");
   c->add_option("--reps", a->reps, "Timed repetitions per row")->capture_default_str();
   c->add_option("--warmup", a->warmup, "Untimed forwards per grid side before timing")->capture_default_str();
-  c->add_option("--num-sampling-steps", a->steps, "Respacing of the 1000 steps: N, N1,N2,... or ddimN")
-      ->capture_default_str();
+  a->steps_opt = c->add_option("--num-sampling-steps", a->steps,
+                                "Respacing of the 1000 steps: N, N1,N2,... or ddimN (--e2e: the family's, PixArt 20)")
+                      ->capture_default_str();
   c->add_option("--device", a->device, "cpu | cuda | cuda:N")->capture_default_str();
   c->add_option("--dtype", a->dtype, "fp32 | bf16 | fp16 (model and inputs are cast; default fp32; t5-*: bf16,fp32)");
   c->add_flag("--cfg", a->cfg, "Classifier-free guidance: each forward runs twice the batch");
@@ -371,6 +404,13 @@ void register_bench(CLI::App& app) {
   c->add_option("--temporal-pool", a->temporal_pool, "Video SparseDiT: pool the frames K:1 too (appends /tK to densities)");
   c->add_option("-s,--seed", a->seed, "Seed for weights and inputs")->capture_default_str();
   c->add_flag("-q,--quiet", a->quiet, "No progress on stderr");
+  c->add_flag("--e2e", a->e2e,
+              "Text-to-image end to end with random weights: T5 encode, the sampling steps (dense and each --density), "
+              "VAE decode, seconds and peak memory per stage");
+  c->add_option("--t5-dtype", a->t5_dtype, "--e2e: T5 weights bf16 | fp32")->capture_default_str();
+  c->add_option("--t5-layers", a->t5_layers, "--e2e: fewer T5 layers (tests)");
+  c->add_option("--text-encoder", a->text_encoder, "--e2e: T5 preset (the caption width follows it)")
+      ->capture_default_str();
   c->callback([a] { run(*a); });
 }
 

@@ -15,7 +15,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "diffusion/density_schedule.h"
-#include "diffusion/respace.h"
+#include "diffusion/pipeline.h"
 #include "io/checkpoint.h"
 #include "models/registry.h"
 #include "util/error.h"
@@ -27,7 +27,7 @@ namespace {
 constexpr int64_t kDiffusionSteps = 1000;
 
 struct FlopsOptions {
-  std::string model, ckpt, layout, density, steps = "250", temporal_pools;
+  std::string model, ckpt, layout, density, steps, sampler, temporal_pools;  // steps/sampler empty: the family's
   std::vector<std::string> layouts;  // --layout, repeatable: several compare layouts
   int64_t image_size = 0, latent_size = 0, num_heads = 0, frames = 0;
   double target = 56.0;  // the FLOPs cut the comparison marks: SparseDiT's video claim
@@ -188,10 +188,16 @@ void print_table(const Resolved& r, const DensitySchedule& sched, const std::vec
   std::cout << "\n";
 }
 
+// The timesteps the family's default sampler visits (DiT: 250 IDDPM steps; PixArt: 20 DPM-Solver),
+// or those of --sampler / --steps.
+std::vector<int64_t> run_timesteps(const FlopsOptions& o, const ModelSpec& spec) {
+  const SamplingDefaults d = sampling_defaults(spec);
+  return sampler_timesteps(o.sampler.empty() ? d.sampler : o.sampler, o.steps.empty() ? d.steps : o.steps);
+}
+
 // Several layouts and/or temporal pools: one row each, mean GMACs over the schedule against the dense
 // model, and whether the cut reaches --target (LATTE's question: which layouts reach the paper's −56 %).
-void print_comparison(const FlopsOptions& o, const std::vector<std::string>& layouts, const std::vector<int64_t>& pools,
-                      const std::vector<int64_t>& timesteps) {
+void print_comparison(const FlopsOptions& o, const std::vector<std::string>& layouts, const std::vector<int64_t>& pools) {
   const std::string base = !o.density.empty() ? o.density : kDefaultDensity;
   bool header = false;
   for (const auto& layout : layouts)
@@ -201,6 +207,7 @@ void print_comparison(const FlopsOptions& o, const std::vector<std::string>& lay
       one.sparse = true;
       const Resolved r = resolve_model(one);
       const auto sched = DensitySchedule::parse(with_temporal_pool(base, k), r.latent.grid(), kDiffusionSteps);
+      const auto timesteps = run_timesteps(o, r.spec);
       const Table tb = compute(r, sched, timesteps);
       if (!header) {
         std::cout << r.name << ": dense " << fmt("%.2f", tb.dense) << " GMACs per forward per sample, " << base
@@ -224,10 +231,9 @@ void run_flops(const FlopsOptions& o_in) {
   if (!o.temporal_pools.empty()) pools = parse_int_list(o.temporal_pools, "--temporal-pool");
   for (const int64_t k : pools)
     if (k < 1) fail("flops: --temporal-pool must be positive, got ", k);
-  const auto timesteps = space_timesteps(kDiffusionSteps, o.steps);
   if (o.layouts.size() > 1 || pools.size() > 1) {
     if (o.json) fail("flops: --json prints one model; compare layouts without it");
-    print_comparison(o, o.layouts.empty() ? std::vector<std::string>{""} : o.layouts, pools, timesteps);
+    print_comparison(o, o.layouts.empty() ? std::vector<std::string>{""} : o.layouts, pools);
     return;
   }
   const Resolved r = resolve_model(o);
@@ -235,6 +241,7 @@ void run_flops(const FlopsOptions& o_in) {
     fail("flops: --density and --temporal-pool need a SparseDiT (--sparse, or a SparseDiT checkpoint)");
   const std::string spec = !o.density.empty() ? o.density : r.spec.layout ? kDefaultDensity : "full";
   const auto sched = DensitySchedule::parse(with_temporal_pool(spec, pools[0]), r.latent.grid(), kDiffusionSteps);
+  const auto timesteps = run_timesteps(o, r.spec);
   const Table tb = compute(r, sched, timesteps);
   if (o.json) print_json(r, sched, timesteps, tb);
   else print_table(r, sched, timesteps, tb);
@@ -245,7 +252,7 @@ void run_flops(const FlopsOptions& o_in) {
 void register_flops(CLI::App& app) {
   auto opts = std::make_shared<FlopsOptions>();
   auto* cmd = app.add_subcommand("flops", "Analytic GMACs of a model (dense or SparseDiT), per segment and per sampling run");
-  auto* model = cmd->add_option("--model", opts->model, "Published config: DiT-S/2 ... DiT-XL/8, Latte-S/2 ... Latte-XL/8");
+  auto* model = cmd->add_option("--model", opts->model, "Published config: " + all_presets());
   auto* ckpt = cmd->add_option("-m,--ckpt", opts->ckpt, "Checkpoint to read the config from (a SparseDiT one implies --sparse)");
   model->excludes(ckpt);
   cmd->add_option("--image-size", opts->image_size, "Image side in pixels (latent = image / the VAE's downscale)");
@@ -261,8 +268,11 @@ void register_flops(CLI::App& app) {
   cmd->add_option("--density", opts->density,
                   "full | fixed:S | fixed:HxW | range:RMIN,RMAX | sides:a,b,c,d | per-step:RMIN,RMAX "
                   "(default range:0.61,0.86)");
-  cmd->add_option("--num-sampling-steps,--steps", opts->steps, "Respacing of the 1000 steps: N, N1,N2,... or ddimN")
-      ->capture_default_str();
+  cmd->add_option("--num-sampling-steps,--steps", opts->steps,
+                  "Respacing of the 1000 steps: N, N1,N2,... or ddimN; dpm-solver: N (default: the family's, DiT 250, "
+                  "PixArt 20)");
+  cmd->add_option("--sampler", opts->sampler, "Sampler whose timesteps are averaged over (default: the family's, "
+                  "DiT ddpm, PixArt dpm-solver)");
   cmd->add_flag("--json", opts->json, "Print one JSON object instead of the table");
   cmd->add_option("--num-heads", opts->num_heads, "Head count for checkpoints whose width has no default");
   cmd->callback([opts] { run_flops(*opts); });

@@ -8,9 +8,11 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/sample_text.h"
 #include "diffusion/pipeline.h"
 #include "data/npz.h"
 #include "cli/video_output.h"
+#include "io/file_util.h"
 #include "io/image.h"
 #include "io/video.h"
 #include "io/safetensors.h"
@@ -18,6 +20,7 @@
 #include "models/vae.h"
 #include "util/compat.h"
 #include "util/error.h"
+#include "util/memory.h"
 #include "util/strings.h"
 
 namespace sdit::cli {
@@ -29,9 +32,10 @@ struct SampleArgs {
   std::string vae = "none", save_latents, save_npz, output = "sample.png", device = "cpu", density, frames_dir;
   int64_t num_heads = 0, image_size = 0, latent_size = 0, num_classes = 0, batch_size = 0, nrow = 4;
   int64_t seed = 0, num_samples = 0, vae_batch = 1, temporal_pool = 0;
-  double eta = 0.0, cfg_scale = 4.0, fps = 8.0;
+  double eta = 0.0, cfg_scale = 4.0, fps = 8.0, lewei_scale = 0.0;
   int threads = 0;
   bool quiet = false;
+  TextFlags text;                            // caption-conditioned models (sample_text.h)
   std::map<std::string, CLI::Option*> opts;  // to tell flags the user gave from defaults
   bool given(const std::string& name) const { return opts.at(name)->count() > 0; }
 };
@@ -46,19 +50,35 @@ void check_sizes(const SampleArgs& a, const LatentSpec& l) {
     fail("--num-classes ", a.num_classes, " does not match the checkpoint's ", l.num_classes, " classes");
 }
 
-// The conditioning of the samples from the flags: class labels for a class-conditional model
-// (--class-labels a,b,c, or random: drawn with randint after z, --num-samples of them), a count for
+// The conditioning of the samples from the flags: caption features (and their unconditional branch,
+// size and micro-conditions) for a text model; class labels for a class-conditional model
+// (--class-labels a,b,c, or random: drawn with randint after z, --num-samples of them); a count for
 // an unconditional one. The family's defaults stand in for flags the user did not give.
-void conditioning_from_flags(const SampleArgs& a, const Model& model, SamplingRequest& req) {
+void conditioning_from_flags(const SampleArgs& a, const Model& model, const std::optional<CaptionFeatures>& enc,
+                             SamplingRequest& req, Log& log) {
   const LatentSpec& l = model.latent();
+  if (l.cond == CondKind::Text) {
+    TextConditioning tc = text_conditioning(a.text, model, enc, req.sampler, log);
+    req.cond = tc.cond;
+    req.uncond = tc.uncond;
+    req.height = tc.latent_height;
+    req.width = tc.latent_width;
+    if (!tc.description.empty()) log.info("conditioning: " + tc.description);
+    return;
+  }
+  for (auto name : {"prompt", "negative", "caption_embeddings", "null_caption", "cfg_drop_mask"})
+    if (a.text.given(name)) fail("--", a.text.opts.at(name)->get_name().substr(2), " applies to text-to-image models; this ",
+                                 model.name(), " is not one");
+  if (a.text.given("width") || a.text.given("height"))
+    std::tie(req.height, req.width) = requested_latent_size(a.text, model, log);
   if (a.num_samples < 0) fail("--num-samples must be positive, got ", a.num_samples);
   if (l.cond != CondKind::ClassLabel) {
     if (a.given("labels")) fail("--class-labels: this ", model.name(), " is unconditional; use --num-samples N");
     req.num_samples = a.num_samples > 0 ? a.num_samples : 1;
     return;
   }
-  const auto& fam = family(model.spec().family).sampling;
-  const std::string labels = a.given("labels") || fam.class_labels.empty() ? a.labels : fam.class_labels;
+  const std::string family_labels = sampling_defaults(model.spec()).class_labels;
+  const std::string labels = a.given("labels") || family_labels.empty() ? a.labels : family_labels;
   if (labels == "random") {
     req.num_samples = a.num_samples > 0 ? a.num_samples : 1;
     req.after_noise = random_labels_after_noise(l.num_classes);
@@ -69,22 +89,29 @@ void conditioning_from_flags(const SampleArgs& a, const Model& model, SamplingRe
     fail("--num-samples ", a.num_samples, " differs from the ", req.cond.labels.size(0), " labels of --class-labels");
 }
 
+// PixArt's inference.py: 20 DPM-Solver steps, 100 IDDPM steps; DiT's sample.py: 250.
+std::string default_steps(const std::string& sampler, const SamplingDefaults& d) {
+  if (sampler == d.sampler) return d.steps;
+  return sampler == "dpm-solver" ? "20" : sampler == "iddpm" ? "100" : "250";
+}
+
 std::string labels_text(const SamplingResult& res) {
   if (!res.cond.labels.defined()) return "";
   const auto l = res.cond.labels.to(torch::kCPU).contiguous();
   return join(std::vector<int64_t>(l.data_ptr<int64_t>(), l.data_ptr<int64_t>() + l.numel()));
 }
 
-SamplingRequest make_request(const SampleArgs& a, const Model& model, const torch::Device& device, const Log& log) {
+SamplingRequest make_request(const SampleArgs& a, const Model& model, const std::optional<CaptionFeatures>& enc,
+                             const torch::Device& device, Log& log) {
   if (a.cfg_channels != "3" && a.cfg_channels != "all") fail("--cfg-channels must be 3 or all, got '", a.cfg_channels, "'");
   SamplingRequest req;
-  conditioning_from_flags(a, model, req);
-  req.steps = a.steps;
-  req.sampler = a.sampler;
+  // The family's reference settings where neither the flags nor the checkpoint say otherwise.
+  const SamplingDefaults d = sampling_defaults(model.spec());
+  req.sampler = a.given("sampler") ? a.sampler : d.sampler;
+  req.steps = a.given("steps") ? a.steps : default_steps(req.sampler, d);
   req.eta = a.eta;
-  const auto& fam = family(model.spec().family).sampling;
-  req.cfg_scale = a.given("cfg_scale") ? a.cfg_scale : fam.cfg_scale;
-  req.guided_channels = a.given("cfg_channels") ? (a.cfg_channels == "all" ? -1 : 3) : fam.guided_channels;
+  req.cfg_scale = a.given("cfg_scale") ? a.cfg_scale : d.cfg_scale;
+  req.guided_channels = a.given("cfg_channels") ? (a.cfg_channels == "all" ? -1 : 3) : d.guided_channels;
   req.density = with_temporal_pool(a.density.empty() && a.temporal_pool > 0 ? kDefaultDensity : a.density,
                                    a.temporal_pool);
   if (model.latent().cond == CondKind::None && a.given("cfg_scale") && a.cfg_scale != 1.0)
@@ -95,6 +122,10 @@ SamplingRequest make_request(const SampleArgs& a, const Model& model, const torc
     if (a.given(name)) given.insert(name);
   if (a.temporal_pool > 0) given.insert("density");
   for (const auto& w : apply_recommended(model, req, given)) log.info("warning: " + w);
+  // PixArt's DPM-Solver guides every eps channel; forward_with_cfg (ddpm, iddpm, ...) the first 3.
+  if (!a.given("cfg_channels") && !recommended_sampling(model).count("cfg_channels") && req.sampler == "dpm-solver")
+    req.guided_channels = -1;
+  conditioning_from_flags(a, model, enc, req, log);
   req.seed = a.seed;
   req.batch_size = a.batch_size;
   req.device = device;
@@ -178,11 +209,14 @@ void write_outputs(const SampleArgs& a, const Model& model, const SamplingReques
   if (!a.frames_dir.empty()) fail("--frames-dir writes the frames of a video model; this ", model.name(), " makes images");
   if (video_format_of_path(a.output)) fail("-o ", a.output, ": a video needs a video model; ", model.name(), " makes images");
   torch::Tensor images;
-  if (a.vae != "none") {
-    auto vae = load_vae(a.vae);
+  // A whole diffusers pipeline folder brings its VAE (vae/) unless --vae says otherwise.
+  const bool pipeline_vae = !a.given("vae") && is_pipeline_folder(a.ckpt) && is_directory(a.ckpt + "/vae");
+  const std::string vae_dir = pipeline_vae ? a.ckpt + "/vae" : a.vae;
+  if (vae_dir != "none") {
+    auto vae = load_vae(vae_dir);
     vae->to(device);
     images = vae->decode_latents(res.samples.to(device)).to(torch::kCPU);
-    log.stage("decoded with the VAE in " + a.vae);
+    log.stage("decoded with the VAE in " + vae_dir + peak_memory(device));
   } else if (!model.latent().latent_space()) {
     images = res.samples;  // pixel-space model: the samples are the images
   }
@@ -236,15 +270,19 @@ void run_sample(SampleArgs& a) {
   const auto device = parse_device(a.device);
   LoadOptions lo;
   if (a.num_heads > 0) lo.num_heads = a.num_heads;
+  if (a.lewei_scale > 0) lo.config["lewei_scale"] = a.lewei_scale;
+  // Prompts first: the text encoder is freed before the transformer is loaded.
+  const std::optional<CaptionFeatures> enc = encode_prompts(a.text, a.ckpt, lo, device, log);
+  reset_process_peak_rss();  // the stage lines below report the transformer's and the VAE's peaks
   Model model = Model::load(a.ckpt, lo);
   model.to(device);
-  log.stage("loaded " + model.describe() + " from " + a.ckpt);
+  log.stage("loaded " + model.describe() + " from " + a.ckpt + peak_memory(device));
   check_sizes(a, model.latent());
-  const SamplingRequest req = make_request(a, model, device, log);
+  const SamplingRequest req = make_request(a, model, enc, device, log);
   compat::cuda_reset_peak(device);
   const auto res = sample_with_progress(model, req, a.quiet);
   log.stage("sampled " + std::to_string(req.samples()) + (res.samples.dim() == 5 ? " videos, " : " images, ") +
-            std::to_string(res.steps) + " steps, " + req.sampler);
+            std::to_string(res.steps) + " steps, " + req.sampler + peak_memory(device));
   write_outputs(a, model, req, res, device, log);
   if (!a.quiet) print_summary(model, req, res, device);
 }
@@ -257,6 +295,9 @@ void register_sample(CLI::App& app) {
   auto& o = a->opts;
   o["ckpt"] = c->add_option("-m,--ckpt", a->ckpt, "checkpoint (.pt, .safetensors, diffusers folder)")->required();
   o["num_heads"] = c->add_option("--num-heads", a->num_heads, "attention heads (default from the hidden size)");
+  o["lewei_scale"] = c->add_option("--lewei-scale,--interpolation-scale", a->lewei_scale,
+                                   "PixArt position-embedding scale a .pth does not store (default: 2 for a 1024-px "
+                                   "model, else 1)");
   o["image_size"] = c->add_option("--image-size", a->image_size, "image size in pixels (checked against the model)");
   o["latent_size"] = c->add_option("--latent-size", a->latent_size, "latent size (checked against the model)");
   o["num_classes"] = c->add_option("--num-classes", a->num_classes, "number of classes (checked against the model)");
@@ -266,13 +307,16 @@ void register_sample(CLI::App& app) {
   o["num_samples"] = c->add_option("--num-samples", a->num_samples,
                                    "samples of an unconditional model, or random labels to draw (default 1)");
   o["seed"] = c->add_option("-s,--seed", a->seed, "random seed")->capture_default_str();
-  o["steps"] = c->add_option("--num-sampling-steps,--steps", a->steps, "respacing: 250, ddim50, 10,15,20")->capture_default_str();
-  o["sampler"] = c->add_option("--sampler,--sampling-method", a->sampler, "ddpm | ddim | dpm++2m")->capture_default_str();
+  o["steps"] = c->add_option("--num-sampling-steps,--steps", a->steps,
+                             "respacing: 250, ddim50, 10,15,20; dpm-solver: a step count (default 250, PixArt 20)");
+  o["sampler"] = c->add_option("--sampler,--sampling-method", a->sampler,
+                               "ddpm | iddpm | ddim | dpm++2m | dpm-solver (default: the family's: ddpm for DiT, "
+                               "dpm-solver for PixArt)");
   o["eta"] = c->add_option("--eta", a->eta, "DDIM eta")->capture_default_str();
   o["cfg_scale"] = c->add_option("--cfg-scale", a->cfg_scale,
-                                  "guidance scale; 1 = no guidance (default: the family's, DiT 4, Latte 7)");
+                                  "guidance scale; 1 = no guidance (default: the family's, DiT 4, PixArt 4.5, Latte 7)");
   o["cfg_channels"] = c->add_option("--cfg-channels", a->cfg_channels,
-                                     "3 (DiT release) | all (default: the family's, Latte all)");
+                                     "3 (DiT's and PixArt's forward_with_cfg) | all (default for dpm-solver and Latte)");
   o["density"] = c->add_option("--density", a->density,
                                "SparseDiT token density: full | fixed:S | range:RMIN,RMAX | sides:a,b,c,d | per-step:RMIN,RMAX");
   o["vae"] = c->add_option("--vae", a->vae, "diffusers VAE folder to decode latents, or none")->capture_default_str();
@@ -291,6 +335,7 @@ void register_sample(CLI::App& app) {
   o["batch_size"] = c->add_option("--batch-size", a->batch_size,
                                   "labels per run; each chunk draws its own z then its per-step noise, in order");
   o["quiet"] = c->add_flag("-q,--quiet", a->quiet, "print nothing but errors");
+  add_text_flags(c, a->text);
   c->callback([a] { run_sample(*a); });
 }
 

@@ -25,7 +25,7 @@ struct SamplingRequest {
   std::optional<Conditioning> uncond;  // the CFG branch; default: the model's null conditioning
   int64_t height = 0, width = 0;       // latent size; 0: the model's own
   std::string steps = "250";           // respacing
-  std::string sampler = "ddpm";
+  std::string sampler = "ddpm";        // pipeline_sampler_names()
   double eta = 0.0;
   double cfg_scale = 4.0;              // 1.0: no guidance, single batch
   int64_t guided_channels = 3;         // -1: every eps channel
@@ -72,6 +72,15 @@ DensitySchedule sampling_schedule(const Model& model, const std::string& density
 
 // Mean GMACs (1e9) of one forward of one sample over the original timesteps the sampler visits.
 double mean_gmacs(const Model& model, const DensitySchedule& sched, const std::vector<int64_t>& original_timesteps);
+
+// ddpm (= iddpm, IDDPM's p_sample_loop), ddim, dpm++2m over the respaced diffusion with DiT's
+// cond-first forward_with_cfg; dpm-solver: PixArt's DPM-Solver (diffusion/dpm_solver.h), whose steps
+// are a plain count and whose guidance runs [uncond; cond] (guided_channels -1: every eps channel).
+const std::vector<std::string>& pipeline_sampler_names();
+
+// The original timesteps one run of `sampler` with `steps` visits (DPM-Solver's fractional model
+// times rounded down), for costing a run without running it (`flops`).
+std::vector<int64_t> sampler_timesteps(const std::string& sampler, const std::string& steps);
 
 // Validates conditioning, density and sampler against the model; throws sdit::Error with a clear message.
 // RNG order per run, as the families' sample.py: z, then the conditioning drawn after it (after_noise,

@@ -32,6 +32,7 @@ struct LatentSpec {
   CondKind cond = CondKind::ClassLabel;
   int64_t num_classes = 0;                 // ClassLabel
   int64_t context_len = 0, context_dim = 0;  // Text
+  bool size_conditions = false;            // takes img_hw / aspect_ratio (PixArt-MS)
 
   bool latent_space() const { return vae_downscale > 1; }
   int64_t out_channels() const { return learn_sigma ? 2 * channels : channels; }

@@ -7,8 +7,8 @@
 #include <sstream>
 
 #include "io/json_fields.h"
-#include "models/detect.h"
 #include "models/dit.h"
+#include "models/family_util.h"
 #include "util/error.h"
 
 namespace sdit {
@@ -89,7 +89,7 @@ ModelSpec detect(const StateDict& sd, const LoadOptions& opt) {
   c.learn_sigma = out == 2 * c.in_channels;
   ModelSpec spec;
   spec.family = "DiT";
-  spec.layout = detect_layout(sd);
+  spec.layout = detect_sparse_layout(sd);
   c.depth = spec.layout ? spec.layout->depth() : count_indexed(sd, "blocks.");
   if (c.depth == 0) fail("not a DiT checkpoint: no 'blocks.N' tensors");
   const std::string first_fc1 = spec.layout ? "poolingformer_blocks.0.mlp.fc1.weight" : "blocks.0.mlp.fc1.weight";
@@ -97,14 +97,15 @@ ModelSpec detect(const StateDict& sd, const LoadOptions& opt) {
     c.mlp_ratio = static_cast<double>(fc1->size(0)) / static_cast<double>(c.hidden_size);
 
   std::optional<int64_t> file_heads;
-  if (const auto j = config_metadata(sd)) {
-    const DiTConfig meta = DiTConfig::from_json(*j);
-    if (j->contains("hidden_size") && meta.hidden_size != c.hidden_size)
+  const json j = config_metadata(sd);
+  if (!j.empty()) {
+    const DiTConfig meta = DiTConfig::from_json(j);
+    if (j.contains("hidden_size") && meta.hidden_size != c.hidden_size)
       fail("the checkpoint's config metadata says hidden size ", meta.hidden_size, " but its tensors have ",
            c.hidden_size);
     if (j->contains("num_heads")) file_heads = meta.num_heads;
   }
-  c.num_heads = resolve_heads(file_heads, c.hidden_size, default_heads(c.hidden_size), opt);
+  c.num_heads = resolve_heads(file_heads, c.hidden_size, opt, default_heads(c.hidden_size));
   if (c.num_heads > 0) c.validate();
   spec.config = c.to_json();
   return spec;
@@ -163,24 +164,10 @@ FlopsReport flops(const ModelSpec& spec, const Grid& dense, const Grid& sparse) 
 
 ModelSpec apply_overrides(ModelSpec spec, const SpecOverrides& o) {
   DiTConfig c = DiTConfig::from_json(spec.config);
-  if (o.hidden_size) c.hidden_size = *o.hidden_size;
-  if (o.depth) c.depth = *o.depth;
-  if (o.patch_size) c.patch_size = *o.patch_size;
-  if (o.num_heads) {
-    c.num_heads = *o.num_heads;
-  } else if (o.hidden_size) {
-    auto h = default_heads(c.hidden_size);
-    if (!h) fail("hidden size ", c.hidden_size, " has no default head count; pass --num-heads");
-    c.num_heads = *h;
-  }
+  override_trunk_sizes(o, c.hidden_size, c.depth, c.patch_size, c.num_heads, c.in_channels, default_heads);
   if (o.frames && *o.frames != 1) fail("a DiT generates single images; ", *o.frames, " frames need a video model (Latte)");
-  if (o.in_channels) c.in_channels = *o.in_channels;
   if (o.num_classes) c.num_classes = *o.num_classes;
-  if (o.height || o.width) {
-    const int64_t h = o.height.value_or(c.input_size), w = o.width.value_or(c.input_size);
-    if (h != w) fail("a DiT takes square inputs; got ", h, "x", w);
-    c.input_size = h;
-  }
+  if (auto side = square_side_override(o, c.input_size, "a DiT takes square inputs")) c.input_size = *side;
   c.validate();
   spec.config = c.to_json();
   return spec;

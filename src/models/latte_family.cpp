@@ -5,7 +5,7 @@
 #include <regex>
 
 #include "io/json_fields.h"
-#include "models/detect.h"
+#include "models/family_util.h"
 #include "models/latte.h"
 #include "util/error.h"
 
@@ -78,7 +78,7 @@ ModelSpec detect_from_tensors(const StateDict& sd, LatteConfig& c) {
   d.learn_sigma = out == 2 * d.in_channels;
   ModelSpec spec;
   spec.family = "Latte";
-  spec.layout = detect_layout(sd);
+  spec.layout = detect_sparse_layout(sd);
   d.depth = spec.layout ? spec.layout->depth() : count_indexed(sd, "blocks.");
   if (d.depth == 0) fail("not a Latte checkpoint: no 'blocks.N' tensors");
   const std::string first_fc1 = spec.layout ? (spec.layout->poolingformers ? "poolingformer_blocks.0.mlp.fc1.weight"
@@ -93,18 +93,18 @@ ModelSpec detect(const StateDict& sd, const LoadOptions& opt) {
   LatteConfig c;
   ModelSpec spec = detect_from_tensors(sd, c);
   std::optional<int64_t> file_heads;
-  if (const auto j = config_metadata(sd)) {
-    const LatteConfig meta = LatteConfig::from_json(*j);
+  if (const nlohmann::json j = config_metadata(sd); !j.empty()) {
+    const LatteConfig meta = LatteConfig::from_json(j);
     auto check = [&](const char* key, int64_t file, int64_t tensors) {
-      if (j->contains(key) && file != tensors)
+      if (j.contains(key) && file != tensors)
         fail("the checkpoint's config metadata says ", key, " ", file, " but its tensors have ", tensors);
     };
     check("hidden_size", meta.dit.hidden_size, c.dit.hidden_size);
     check("num_frames", meta.num_frames, c.num_frames);
-    if (j->contains("num_heads")) file_heads = meta.dit.num_heads;
-    if (!c.class_conditional() && j->contains("num_classes")) c.dit.num_classes = meta.dit.num_classes;
+    if (j.contains("num_heads")) file_heads = meta.dit.num_heads;
+    if (!c.class_conditional() && j.contains("num_classes")) c.dit.num_classes = meta.dit.num_classes;
   }
-  c.dit.num_heads = resolve_heads(file_heads, c.dit.hidden_size, default_heads(c.dit.hidden_size), opt);
+  c.dit.num_heads = resolve_heads(file_heads, c.dit.hidden_size, opt, default_heads(c.dit.hidden_size));
   if (c.dit.num_heads > 0) c.validate();
   if (spec.layout) check_latte_layout(*spec.layout, c.dit.depth);
   spec.config = c.to_json();
@@ -232,10 +232,14 @@ Family latte_family() {
   f.describe = describe;
   f.default_layout = [](const ModelSpec& s) { return latte_default_layout(s.config.value("depth", int64_t{0})); };
   // sample/sample.py: UCF101 guides with 7.0 on all 4 eps channels; labels drawn with randint after z.
-  f.sampling.cfg_scale = 7.0;
-  f.sampling.guided_channels = -1;
-  f.sampling.class_labels = "random";
-  f.sampling.labels_after_noise = true;
+  f.sampling_defaults = [](const ModelSpec&) {
+    SamplingDefaults d;
+    d.cfg_scale = 7.0;
+    d.guided_channels = -1;
+    d.class_labels = "random";
+    d.labels_after_noise = true;
+    return d;
+  };
   return f;
 }
 

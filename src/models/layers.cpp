@@ -232,9 +232,9 @@ torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) {
   return proj->forward(x).flatten(2).transpose(1, 2);
 }
 
-MlpImpl::MlpImpl(int64_t dim, int64_t hidden) {
+MlpImpl::MlpImpl(int64_t dim, int64_t hidden, int64_t out) {
   fc1 = register_module("fc1", torch::nn::Linear(dim, hidden));
-  fc2 = register_module("fc2", torch::nn::Linear(hidden, dim));
+  fc2 = register_module("fc2", torch::nn::Linear(hidden, out > 0 ? out : dim));
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
@@ -259,9 +259,10 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x) {
   return linear(proj, multi_head_attention(parts[0], parts[1], parts[2], heads));
 }
 
-CrossAttentionImpl::CrossAttentionImpl(int64_t dim, int64_t heads_) : heads(heads_) {
-  q = register_module("q", torch::nn::Linear(dim, dim));
-  kv = register_module("kv", torch::nn::Linear(dim, 2 * dim));
+CrossAttentionImpl::CrossAttentionImpl(int64_t dim, int64_t heads_, const std::string& q_name, const std::string& kv_name)
+    : heads(heads_) {
+  q = register_module(q_name, torch::nn::Linear(dim, dim));
+  kv = register_module(kv_name, torch::nn::Linear(dim, 2 * dim));
   proj = register_module("proj", torch::nn::Linear(dim, dim));
 }
 

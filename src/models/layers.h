@@ -81,7 +81,8 @@ TORCH_MODULE(PatchEmbed);
 
 class MlpImpl : public torch::nn::Module {
  public:
-  MlpImpl(int64_t dim, int64_t hidden);
+  // dim -> hidden -> out (out 0: dim), as timm's Mlp(in_features, hidden_features, out_features).
+  MlpImpl(int64_t dim, int64_t hidden, int64_t out = 0);
   torch::Tensor forward(const torch::Tensor& x);  // fc1, GELU(tanh), fc2
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
 };
@@ -101,10 +102,11 @@ class SelfAttentionImpl : public torch::nn::Module {
 TORCH_MODULE(SelfAttention);
 
 // Cross-attention, queries from one token set, keys/values from another (K rows first, then V):
-// keys attn.q, attn.kv, attn.proj. x_q (S, Nq, C), x_kv (S, Nk, C).
+// keys attn.q, attn.kv, attn.proj (SparseDiT's mixers), or q_linear / kv_linear / proj (PixArt's
+// text cross-attention). x_q (S, Nq, C), x_kv (S, Nk, C).
 class CrossAttentionImpl : public torch::nn::Module {
  public:
-  CrossAttentionImpl(int64_t dim, int64_t heads);
+  CrossAttentionImpl(int64_t dim, int64_t heads, const std::string& q_name = "q", const std::string& kv_name = "kv");
   torch::Tensor forward(const torch::Tensor& x_q, const torch::Tensor& x_kv, const torch::Tensor& key_mask = {});
   torch::nn::Linear q{nullptr}, kv{nullptr}, proj{nullptr};
   int64_t heads;

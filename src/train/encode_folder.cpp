@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "io/image.h"
+#include "data/caption_index.h"
 #include "data/image_folder.h"
 #include "data/latent_dataset.h"
 #include "data/video_folder.h"
@@ -33,7 +34,27 @@ LatentDatasetWriter::Options writer_options(AutoencoderKL& vae, const EncodeFold
   w.flip = opts.flip;
   w.image_size = opts.image_size;
   w.seed = opts.seed;
+  if (!opts.captions.empty()) {
+    w.caption_tokens = opts.caption_encoder.tokens;
+    w.caption_channels = opts.caption_encoder.channels;
+    w.caption_encoder = opts.caption_encoder.name;
+  }
   return w;
+}
+
+// Class folders (ImageFolder), or captioned images (one class, labels 0; their captions in order).
+ImageFolderIndex index_images(const EncodeFolderOptions& opts, std::vector<std::string>& captions) {
+  if (opts.captions.empty()) return scan_image_folder(opts.images_dir);
+  if (!opts.caption_encoder.encode || opts.caption_encoder.tokens <= 0 || opts.caption_encoder.channels <= 0)
+    fail("--captions needs a text encoder for the captions");
+  CaptionedImages c = opts.captions == "txt" ? scan_captioned_folder(opts.images_dir) : read_caption_jsonl(opts.captions);
+  ImageFolderIndex index;
+  index.classes = {"captioned"};
+  index.files = std::move(c.files);
+  index.labels.assign(index.files.size(), 0);
+  index.skipped = c.skipped;
+  captions = std::move(c.captions);
+  return index;
 }
 
 // Posterior samples × scale of images x (n, 3, H, W) in [-1, 1], in chunks of batch_size; the noise
@@ -66,7 +87,9 @@ EncodeFolderResult finish(LatentDatasetWriter& writer, int64_t inputs, int64_t s
 
 EncodeFolderResult encode_image_folder(AutoencoderKL& vae, const EncodeFolderOptions& opts) {
   const int64_t h = latent_side(vae, opts);
-  const ImageFolderIndex index = scan_image_folder(opts.images_dir);
+  std::vector<std::string> captions;
+  const ImageFolderIndex index = index_images(opts, captions);
+  const bool captioned = !opts.captions.empty();
   const int64_t n = static_cast<int64_t>(index.files.size());
   LatentDatasetWriter writer(opts.out_dir,
                              writer_options(vae, opts, index.classes, {vae->config().latent_channels, h, h}),
@@ -77,13 +100,21 @@ EncodeFolderResult encode_image_folder(AutoencoderKL& vae, const EncodeFolderOpt
   for (int64_t start = 0; start < n; start += opts.batch_size) {
     const int64_t count = std::min(opts.batch_size, n - start);
     std::vector<torch::Tensor> xs, ys;
+    std::vector<std::string> texts;
     for (int64_t i = start; i < start + count; ++i) {
+      for (int64_t c = 0; captioned && c < copies; ++c) texts.push_back(captions[i]);  // a mirror keeps its caption
       auto img = image_to_unit_range(center_crop_arr(read_image(index.files[i]), opts.image_size));
       xs.push_back(img);
       if (opts.flip) xs.push_back(img.flip({2}));
       for (int64_t c = 0; c < copies; ++c) ys.push_back(torch::full({1}, index.labels[i], torch::kInt64));
     }
-    writer.add(encode_images(vae, torch::stack(xs), opts.batch_size * copies, gen), torch::cat(ys, 0));
+    const auto z = encode_images(vae, torch::stack(xs), opts.batch_size * copies, gen);
+    if (captioned) {
+      auto [emb, mask] = opts.caption_encoder.encode(texts);
+      writer.add(z, torch::cat(ys, 0), emb, mask);
+    } else {
+      writer.add(z, torch::cat(ys, 0));
+    }
     if (opts.progress) opts.progress(start + count, n);
   }
   return finish(writer, n, index.skipped, index.classes);
@@ -92,6 +123,7 @@ EncodeFolderResult encode_image_folder(AutoencoderKL& vae, const EncodeFolderOpt
 EncodeFolderResult encode_video_folder(AutoencoderKL& vae, const EncodeFolderOptions& opts) {
   const int64_t h = latent_side(vae, opts);
   if (opts.frames < 1 || opts.frame_interval < 1) fail("--frames and --frame-interval must be positive");
+  if (!opts.captions.empty()) fail("--captions applies to image folders; captioned videos are not supported");
   const VideoFolderIndex index = scan_video_folder(opts.images_dir);
   const int64_t n = static_cast<int64_t>(index.clips.size()), F = opts.frames;
   LatentDatasetWriter writer(opts.out_dir,

@@ -1,4 +1,4 @@
-#include "models/detect.h"
+#include "models/family_util.h"
 
 #include <algorithm>
 
@@ -27,7 +27,7 @@ const torch::Tensor& need_tensor(const StateDict& sd, const std::string& key, in
   return *t;
 }
 
-std::optional<SparseLayout> detect_layout(const StateDict& sd) {
+std::optional<SparseLayout> detect_sparse_layout(const StateDict& sd) {
   if (count_indexed(sd, "dumbbell_blocks.") == 0 && count_indexed(sd, "poolingformer_blocks.") == 0) return std::nullopt;
   SparseLayout l;
   l.poolingformers = count_indexed(sd, "poolingformer_blocks.");
@@ -41,26 +41,51 @@ std::optional<SparseLayout> detect_layout(const StateDict& sd) {
   return l;
 }
 
-std::optional<nlohmann::json> config_metadata(const StateDict& sd) {
+nlohmann::json config_metadata(const StateDict& sd) {
   auto it = sd.metadata.find("config");
-  if (it == sd.metadata.end()) return std::nullopt;
+  if (it == sd.metadata.end()) return nlohmann::json::object();
+  nlohmann::json j;
   try {
-    return nlohmann::json::parse(it->second);
+    j = nlohmann::json::parse(it->second);
   } catch (const nlohmann::json::exception& e) {
     fail("the checkpoint's config metadata is not valid JSON: ", e.what());
   }
+  if (!j.is_object()) fail("the checkpoint's config metadata is not a JSON object");
+  return j;
 }
 
-int64_t resolve_heads(const std::optional<int64_t>& from_file, int64_t hidden, const std::optional<int64_t>& by_width,
-                      const LoadOptions& opt) {
+int64_t resolve_heads(const std::optional<int64_t>& from_file, int64_t hidden, const LoadOptions& opt,
+                      const std::optional<int64_t>& family_default) {
   if (opt.num_heads && *opt.num_heads <= 0) fail("--num-heads must be positive");
   if (from_file && opt.num_heads && *from_file != *opt.num_heads)
     fail("--num-heads ", *opt.num_heads, " contradicts the checkpoint's config metadata (", *from_file, " heads)");
   if (from_file) return *from_file;
   if (opt.num_heads) return *opt.num_heads;
-  if (by_width) return *by_width;
+  if (family_default) return *family_default;
   if (!opt.heads_required) return 0;
   fail("cannot tell the number of attention heads for hidden size ", hidden, " (no config metadata); pass --num-heads");
+}
+
+void override_trunk_sizes(const SpecOverrides& o, int64_t& hidden, int64_t& depth, int64_t& patch, int64_t& heads,
+                          int64_t& in_channels, const std::function<std::optional<int64_t>(int64_t)>& default_heads) {
+  if (o.hidden_size) hidden = *o.hidden_size;
+  if (o.depth) depth = *o.depth;
+  if (o.patch_size) patch = *o.patch_size;
+  if (o.num_heads) {
+    heads = *o.num_heads;
+  } else if (o.hidden_size) {
+    auto h = default_heads(hidden);
+    if (!h) fail("hidden size ", hidden, " has no default head count; pass --num-heads");
+    heads = *h;
+  }
+  if (o.in_channels) in_channels = *o.in_channels;
+}
+
+std::optional<int64_t> square_side_override(const SpecOverrides& o, int64_t current, const std::string& what) {
+  if (!o.height && !o.width) return std::nullopt;
+  const int64_t h = o.height.value_or(current), w = o.width.value_or(current);
+  if (h != w) fail(what, "; got ", h, "x", w);
+  return h;
 }
 
 }  // namespace sdit

@@ -8,6 +8,8 @@ BUILD_DIR="${1:-build}"
 PACKAGES=(build-essential cmake ninja-build ccache pkg-config
           libtorch-dev nlohmann-json3-dev libcli11-dev libgtest-dev
           libpng-dev libjpeg62-turbo-dev
+          # clang with its libFuzzer/sanitizer runtimes builds the fuzz targets (scripts/fuzz.sh).
+          clang libclang-rt-14-dev
           # Debian's libtorch calls the system BLAS; the reference libblas3 is ~40x slower than OpenBLAS.
           libopenblas0-openmp)
 missing=()

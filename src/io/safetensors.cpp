@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "io/file_util.h"
+#include "io/limits.h"
 #include "util/error.h"
 
 namespace sdit {
@@ -80,6 +81,8 @@ struct Reader {
     }
     auto sh = v.find("shape");
     if (sh == v.end() || !sh->is_array()) bad(name, "missing or non-list 'shape'");
+    if (sh->size() > static_cast<size_t>(kMaxTensorRank))
+      bad(name, "shape has " + std::to_string(sh->size()) + " dimensions (at most " + std::to_string(kMaxTensorRank) + ")");
     int64_t numel = 1;
     for (const auto& d : *sh) {
       if (!d.is_number_integer()) bad(name, "shape " + sh->dump() + " holds a non-integer");
@@ -113,13 +116,20 @@ struct Reader {
   }
 };
 
+// The header is an object of objects whose values are strings or short lists of numbers; the
+// parser refuses deeper nesting and longer lists as it reads, so a hostile header cannot build a
+// tree much larger than itself.
+constexpr int kMaxHeaderDepth = 2;
+
 }  // namespace
 
 std::string safetensors_dtype_name(torch::ScalarType t) { return dtype_of(t).name; }
 
-StateDict read_safetensors(const std::string& path) {
+StateDict read_safetensors(const std::string& path) { return read_safetensors(MappedFile::open(path)); }
+
+StateDict read_safetensors(const std::shared_ptr<MappedFile>& file) {
+  const std::string& path = file->path();
   Reader r{path};
-  auto file = MappedFile::open(path);
   const uint64_t fsize = file->size();
   if (fsize < 8) r.bad("", "file is " + std::to_string(fsize) + " bytes, too small for a header");
   const uint64_t hlen = read_le64(file->data());
@@ -131,7 +141,17 @@ StateDict read_safetensors(const std::string& path) {
   const char* hbeg = reinterpret_cast<const char*>(file->data() + 8);
   ojson header;
   try {
-    header = ojson::parse(hbeg, hbeg + hlen);
+    size_t innermost = 0;  // values in the current list (shape, data_offsets)
+    header = ojson::parse(hbeg, hbeg + hlen, [&](int depth, ojson::parse_event_t event, ojson&) {
+      using E = ojson::parse_event_t;
+      if (event == E::object_start || event == E::array_start) {
+        if (depth > kMaxHeaderDepth) r.bad("", "header nests deeper than a tensor's shape list");
+        innermost = 0;
+      } else if (event == E::value && depth > kMaxHeaderDepth && ++innermost > size_t(kMaxTensorRank)) {
+        r.bad("", "header holds a list longer than " + std::to_string(kMaxTensorRank) + " values");
+      }
+      return true;
+    });
   } catch (const nlohmann::json::exception& e) {
     r.bad("", std::string("header is not valid JSON (") + e.what() + ")");
   }

@@ -7,7 +7,8 @@
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET (default 60)] [TARGET ...]   (default: every target)
 # Environment: FUZZ_BUILD_DIR (build-fuzz), FUZZ_RSS_MB (2048: -rss_limit_mb and -malloc_limit_mb),
 #   FUZZ_TIMEOUT_S (10: one input), FUZZ_NICE (0: niceness), FUZZ_ARGS (extra libFuzzer flags),
-#   SPARSEDIT_GOLDEN_DIR (../shared/golden: more seeds, when present).
+#   SPARSEDIT_GOLDEN_DIR (../shared/golden: more seeds, when present), FUZZ_SKIP_BUILD (set: use
+#   the targets already built, e.g. for several runs in parallel, one target each).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER=${1:-60}
@@ -23,9 +24,11 @@ if [ -z "$CXX" ]; then
   echo "fuzz: clang++ not found (scripts/setup.sh installs clang and libclang-rt-14-dev)" >&2
   exit 2
 fi
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER="$CXX" \
-  -DSPARSEDIT_FUZZ=ON -DSPARSEDIT_TESTS=OFF >/dev/null
-nice -n "$NICE" cmake --build "$BUILD" --target fuzz -j"${FUZZ_BUILD_JOBS:-$(nproc)}"
+if [ -z "${FUZZ_SKIP_BUILD:-}" ]; then
+  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER="$CXX" \
+    -DSPARSEDIT_FUZZ=ON -DSPARSEDIT_TESTS=OFF >/dev/null
+  nice -n "$NICE" cmake --build "$BUILD" --target fuzz -j"${FUZZ_BUILD_JOBS:-$(nproc)}"
+fi
 
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
@@ -39,7 +42,10 @@ golden_seeds() {
   [ -d "$GOLDEN" ] || return 0
   case $t in
     fuzz_safetensors)
-      find "$GOLDEN" -name '*.safetensors' -size -40k -exec cp -t "$corpus" {} + ;;
+      find "$GOLDEN" -name '*.safetensors' -size -40k | while read -r f; do
+        rel=${f#"$GOLDEN"/}
+        cp "$f" "$corpus/golden_${rel//\//_}"
+      done ;;
     fuzz_pickle)
       if [ -f "$GOLDEN/dit/dit_train_checkpoint.pt" ] && command -v unzip >/dev/null; then
         unzip -p "$GOLDEN/dit/dit_train_checkpoint.pt" '*/data.pkl' > "$corpus/golden_train_checkpoint.pkl" || true

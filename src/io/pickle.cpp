@@ -593,30 +593,6 @@ class Unpickler {
 
 }  // namespace
 
-const PyValue* PyValue::get(const std::string& key) const {
-  if (kind != Kind::Dict && kind != Kind::Record) return nullptr;
-  for (const auto& kv : entries)
-    if (kv.first.kind == Kind::Str && kv.first.str == key) return &kv.second;
-  return nullptr;
-}
-
-std::string PyValue::type_name() const {
-  switch (kind) {
-    case Kind::None: return "None";
-    case Kind::Bool: return "bool";
-    case Kind::Int: return "int";
-    case Kind::Float: return "float";
-    case Kind::Str: return "str";
-    case Kind::Bytes: return "bytes";
-    case Kind::List: return "list";
-    case Kind::Tuple: return "tuple";
-    case Kind::Dict: return ordered ? "OrderedDict" : "dict";
-    case Kind::Tensor: return "tensor";
-    case Kind::Record: return str;
-  }
-  return "?";
-}
-
 PyValue unpickle(const uint8_t* data, size_t size, const std::string& what, const StorageLoader& storages,
                  size_t* consumed) {
   return Unpickler(data, size, what, storages).run(consumed);

@@ -1,4 +1,5 @@
-// PickleWriter: the protocol-2 opcodes write_torch_pt and the tests need.
+// The value side of io/pickle.h: PyValue's accessors, and PickleWriter (the protocol-2 opcodes
+// write_torch_pt and the tests need). The reader is pickle.cpp.
 #include "io/pickle.h"
 
 #include <limits>
@@ -6,6 +7,30 @@
 #include "util/error.h"
 
 namespace sdit {
+
+const PyValue* PyValue::get(const std::string& key) const {
+  if (kind != Kind::Dict && kind != Kind::Record) return nullptr;
+  for (const auto& kv : entries)
+    if (kv.first.kind == Kind::Str && kv.first.str == key) return &kv.second;
+  return nullptr;
+}
+
+std::string PyValue::type_name() const {
+  switch (kind) {
+    case Kind::None: return "None";
+    case Kind::Bool: return "bool";
+    case Kind::Int: return "int";
+    case Kind::Float: return "float";
+    case Kind::Str: return "str";
+    case Kind::Bytes: return "bytes";
+    case Kind::List: return "list";
+    case Kind::Tuple: return "tuple";
+    case Kind::Dict: return ordered ? "OrderedDict" : "dict";
+    case Kind::Tensor: return "tensor";
+    case Kind::Record: return str;
+  }
+  return "?";
+}
 
 PickleWriter& PickleWriter::raw(uint8_t opcode) {
   out_.push_back(static_cast<char>(opcode));

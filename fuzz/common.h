@@ -52,6 +52,6 @@ uint64_t check_value(const PyValue& v);
 void check_state_dict(const StateDict& sd);
 
 // The most pixels the image targets decode: small, so each input runs in milliseconds.
-constexpr int64_t kFuzzMaxPixels = int64_t(1) << 22;
+constexpr int64_t kFuzzMaxPixels = int64_t(1) << 20;
 
 }  // namespace sdit::fuzz

@@ -7,6 +7,7 @@
 #include <csetjmp>
 #include <cstdio>
 #include <cstdlib>
+#include <climits>
 #include <cstring>
 #include <vector>
 
@@ -303,7 +304,7 @@ torch::Tensor decode_jpeg(const uint8_t* data, size_t size, const std::string& p
   if (info.components != 1 && info.components != 3 && info.components != 4)
     fail("JPEG '", path, "' has ", info.components, " components (1, 3 or 4 are images)");
   // libjpeg buffers a progressive image's coefficients whole: 2 bytes per pixel and component.
-  const long max_memory = static_cast<long>(8 * max_pixels + (64 << 20));
+  const long max_memory = max_pixels < (LONG_MAX >> 4) ? static_cast<long>(8 * max_pixels + (64 << 20)) : LONG_MAX;
   if (!jpeg_start(&ctx.cinfo, &ctx.err, info, max_memory)) fail("cannot decode JPEG '", path, "': ", ctx.err.message);
   const int c = ctx.cinfo.output_components;
   if (c != (info.cmyk ? 4 : 3)) fail("JPEG '", path, "' decodes to ", c, " components");

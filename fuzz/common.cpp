@@ -6,7 +6,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 namespace sdit::fuzz {
 
@@ -19,13 +18,6 @@ void write_seed(const std::string& dir, const std::string& name, const std::stri
   std::ofstream f(dir + "/" + name, std::ios::binary);
   f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   if (!f) unexpected("cannot write seed", dir + "/" + name);
-}
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::ostringstream os;
-  os << f.rdbuf();
-  return os.str();
 }
 
 void check_tensor(const torch::Tensor& t) {

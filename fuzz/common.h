@@ -20,7 +20,6 @@ namespace sdit::fuzz {
 // the binary runs with SPARSEDIT_FUZZ_WRITE_SEEDS=<dir> (then exits); scripts/fuzz.sh seeds so.
 void write_seeds(const std::string& dir);
 void write_seed(const std::string& dir, const std::string& name, const std::string& bytes);
-std::string read_bytes(const std::string& path);  // for seeds made by the project's own writers
 
 [[noreturn]] void unexpected(const char* what, const std::string& detail);
 

@@ -225,7 +225,42 @@ TEST_F(HostileTest, CyclesAndRepeatedStateAreRefused) {
     w.empty_dict().mark().str("a").integer(1).setitems().raw('b');
     w.raw('h').raw(0).empty_dict().raw('b');
   });
-  expect_error([&] { read_torch_pt(write("twice.pt", pt_archive_bytes(twice))); }, "BUILD applied twice");
+  expect_error([&] { read_torch_pt(write("twice.pt", pt_archive_bytes(twice))); }, "a second BUILD state");
+}
+
+// Work per opcode must not grow with what memo references point at: the first two cases made a
+// pickle of a few hundred KB cost time and memory proportional to its size squared.
+TEST_F(HostileTest, MemoReferencesCostConstantWorkPerOpcode) {
+  auto answered = [&](const std::string& name, const std::string& archive) {
+    const std::string p = write(name, archive);
+    within_budget(name, 200, 5.0, [&] {
+      try {
+        read_torch_pt(p);
+      } catch (const Error&) {
+      }
+    });
+  };
+  // One 20000-entry state dict given to 20000 objects by BUILD: was copied per object.
+  answered("states.pt", pt_archive_bytes(pickle([](PickleWriter& w) {
+    w.global("argparse", "Namespace").raw('q').raw(0).raw('0').empty_dict().mark();
+    for (int i = 0; i < 20000; ++i) w.str("a" + std::to_string(i)).integer(i);
+    w.setitems().raw('q').raw(1).raw('0').raw(']').mark();
+    for (int i = 0; i < 20000; ++i) w.raw('h').raw(0).empty_tuple().reduce().raw('h').raw(1).raw('b');
+    w.raw('e');
+  })));
+  // A 60000-character storage key, its persistent id referenced 300000 times: was hashed per use.
+  const std::string key(60000, 'k');
+  answered("keys.pt", pt_archive_bytes(pickle([&](PickleWriter& w) {
+    w.mark().str("storage").global("torch", "FloatStorage").str(key).str("cpu").integer(1).tuple_from_mark();
+    w.raw('q').raw(1).raw('0');
+    for (int i = 0; i < 300000; ++i) w.raw('h').raw(1).raw('Q').raw('0');
+    w.empty_dict();
+  }), {{key, floats({1})}}));
+  // STACK_GLOBAL on two megabyte strings: refused without building the name.
+  const std::string huge_names = pickle([](PickleWriter& w) {
+    w.str(std::string(1 << 20, 'm')).raw('q').raw(0).str(std::string(1 << 20, 'n')).raw('q').raw(1).raw(0x93);
+  });
+  expect_error([&] { read_torch_pt(write("names.pt", pt_archive_bytes(huge_names))); }, "is not allowed");
 }
 
 TEST_F(HostileTest, SafetensorsHeadersCannotBuildLargeTrees) {

@@ -19,7 +19,7 @@ struct Node {
   K kind = K::None;
   bool b = false;
   bool ordered = false;
-  bool built = false;   // Record: BUILD applied (a second one would copy its state again)
+  bool attrs_checked = false;  // Dict used as an object's state: its keys were found to be strings
   uint8_t visit = 0;    // expansion walk: 0 new, 1 in progress, 2 done
   int height = 0;       // longest path below, counted by the expansion walk
   G global = G::OrderedDict;
@@ -30,6 +30,7 @@ struct Node {
   std::string s;  // Str/Bytes payload; Global and Record: "module.name"; Storage: its key
   std::vector<Node*> items;
   std::vector<std::pair<Node*, Node*>> entries;
+  Node* state = nullptr;  // Record: the dict BUILD gave it, shared as its attributes
   torch::Tensor tensor;
 };
 
@@ -191,6 +192,10 @@ class Unpickler {
   }
 
   Node* resolve_global(const std::string& module, const std::string& name) {
+    // Allowed names are short: a long one is refused before it is built, or memo references to
+    // long strings would make each STACK_GLOBAL cost their length.
+    if (module.size() + name.size() > 64)
+      fail("refusing to load ", what_, ": the pickle references a global named '", module.substr(0, 32), "...', which is not allowed");
     const std::string full = module + "." + name;
     for (const auto& a : kAllowed) {
       if (full == a.name) {
@@ -268,7 +273,7 @@ class Unpickler {
     if (key->kind != K::Str) bad("persistent id key is not a string");
     const int64_t numel = want_int(pid->items[4], "storage size");
     if (numel < 0) bad("negative storage size");
-    auto it = storages_.find(key->s);
+    auto it = storages_.find(key);  // keys are interned: one node per distinct string
     if (it != storages_.end()) {
       if (it->second->dtype != type->dtype || it->second->tensor.numel() != numel)
         bad("storage '" + key->s + "' is referenced with different types or sizes");
@@ -279,7 +284,7 @@ class Unpickler {
     st->tensor = loader_(key->s, type->dtype, numel);
     if (st->tensor.numel() != numel || st->tensor.scalar_type() != type->dtype)
       bad("internal: storage loader returned the wrong size for '" + key->s + "'");
-    storages_[key->s] = st;
+    storages_[key] = st;
     return st;
   }
 
@@ -312,19 +317,15 @@ class Unpickler {
     std::vector<Node*> states;
     if (state->kind == K::Tuple && state->items.size() == 2) states = state->items;
     else states.push_back(state);
-    if (target->kind == K::Record) {
-      // Python applies an object's state once; a repeated BUILD would copy it again per reference.
-      if (target->built) bad("BUILD applied twice to one " + target->s);
-      target->built = true;
-    }
     for (Node* s : states) {
       if (s->kind == K::None) continue;
       if (s->kind != K::Dict) bad("BUILD state is a " + kind_name(s) + ", not a dict");
       if (target->kind == K::Record) {
-        for (auto& kv : s->entries) {
-          if (kv.first->kind != K::Str) bad("attribute name is not a string");
-          target->entries.push_back(kv);
-        }
+        // The state dict becomes the object's attributes, shared rather than copied (one state
+        // applied per BUILD of many objects would otherwise copy it each time). Python applies
+        // an object's state once.
+        if (target->state) bad("a second BUILD state for one " + target->s);
+        target->state = s;
       } else if (target->kind != K::Dict && target->kind != K::Tensor) {
         // OrderedDict carries `_metadata` and tensors may carry Python attributes: neither matters here.
         bad("BUILD on a " + kind_name(target));
@@ -519,6 +520,13 @@ class Unpickler {
       add(kv.first);
       add(kv.second);
     }
+    if (Node* st = n->state) {
+      add(st);
+      if (!st->attrs_checked)
+        for (auto& kv : st->entries)
+          if (kv.first->kind != K::Str) bad("attribute name is not a string");
+      st->attrs_checked = true;
+    }
     if (height > kPickleMaxDepth) bad("values nested more than " + std::to_string(kPickleMaxDepth) + " deep");
     n->values = values;
     n->bytes = bytes;
@@ -556,6 +564,7 @@ class Unpickler {
         entries.reserve(n->entries.size());
         for (const auto& kv : n->entries) entries.emplace_back(convert(kv.first), convert(kv.second));
         v.entries = SharedList<std::pair<PyValue, PyValue>>(std::move(entries));
+        if (n->state) v.entries = convert(n->state).entries;  // a Record's attributes: its state, shared
         break;
       }
       case K::Global: bad("the result holds the class '" + n->s + "' itself, not a value");
@@ -584,7 +593,7 @@ class Unpickler {
   std::vector<Node*> stack_;
   std::vector<size_t> marks_;
   std::unordered_map<uint64_t, Node*> memo_;
-  std::unordered_map<std::string, Node*> storages_;
+  std::unordered_map<const Node*, Node*> storages_;  // by key node
   std::unordered_map<std::string_view, Node*> interned_;  // views of the nodes' own strings
   std::unordered_map<std::pair<const Node*, const Node*>, size_t, PairHash> dict_index_;  // (dict, str key) -> entry
   std::unordered_map<const Node*, PyValue> converted_;

@@ -275,6 +275,17 @@ TEST_F(HostileTest, SafetensorsHeadersCannotBuildLargeTrees) {
   longlist += "0]}}";
   const std::string p = st(longlist);
   within_budget("a 400 KB shape list", 100, 5.0, [&] { expect_error([&] { read_safetensors(p); }, "longer than 64"); });
+  // Many tensors: read in n log n (an insertion-ordered JSON object would search linearly per key).
+  std::string many = "{";
+  for (int i = 0; i < 100000; ++i) many += (i ? ",\"t" : "\"t") + std::to_string(i) + R"(":{"dtype":"F32","shape":[0],"data_offsets":[0,0]})";
+  many += "}";
+  const std::string pm = st(many);
+  within_budget("a header of 100000 tensors", 400, 5.0, [&] {
+    const StateDict sd = read_safetensors(pm);
+    ASSERT_EQ(sd.size(), 100000u);
+    EXPECT_EQ(sd.keys()[0], "t0");  // in the header's order
+    EXPECT_EQ(sd.keys()[99999], "t99999");
+  });
   std::string rank65 = R"({"a":{"dtype":"F32","data_offsets":[0,0],"shape":[0)";
   for (int i = 0; i < 64; ++i) rank65 += ",1";
   expect_error([&] { read_safetensors(st(rank65 + "]}}")); }, "longer than 64");

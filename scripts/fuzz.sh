@@ -46,6 +46,15 @@ golden_seeds() {
         rel=${f#"$GOLDEN"/}
         cp "$f" "$corpus/golden_${rel//\//_}"
       done ;;
+    fuzz_spiece)
+      if [ -f "$GOLDEN/t5/tokenizer/spiece.model" ]; then
+        cp "$GOLDEN/t5/tokenizer/spiece.model" "$corpus/golden_spiece.model"
+      fi ;;
+    fuzz_sharded_index)
+      find "$GOLDEN" -name '*.index.json' -size -40k | while read -r f; do
+        rel=${f#"$GOLDEN"/}
+        cp "$f" "$corpus/golden_${rel//\//_}"
+      done ;;
     fuzz_pickle)
       if [ -f "$GOLDEN/dit/dit_train_checkpoint.pt" ] && command -v unzip >/dev/null; then
         unzip -p "$GOLDEN/dit/dit_train_checkpoint.pt" '*/data.pkl' > "$corpus/golden_train_checkpoint.pkl" || true

@@ -10,6 +10,10 @@ PACKAGES=(build-essential cmake ninja-build ccache pkg-config
           libpng-dev libjpeg62-turbo-dev
           # clang with its libFuzzer/sanitizer runtimes builds the fuzz targets (scripts/fuzz.sh).
           clang libclang-rt-14-dev
+          # c10d's ProcessGroupGloo.hpp includes <gloo/...>, which libtorch-dev does not depend on.
+          libgloo-dev
+          # T5 tokenizer (SentencePiece) and Python-exact caption text handling (ICU).
+          libsentencepiece-dev libicu-dev
           # Debian's libtorch calls the system BLAS; the reference libblas3 is ~40x slower than OpenBLAS.
           libopenblas0-openmp)
 missing=()

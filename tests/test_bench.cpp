@@ -13,8 +13,9 @@
 #include "cli_runner.h"
 #include "diffusion/density_schedule.h"
 #include "diffusion/respace.h"
-#include "eval/bench.h"
-#include "eval/flops.h"
+#include "bench/bench.h"
+#include "diffusion/pipeline.h"
+#include "models/dit.h"
 #include "io/checkpoint.h"
 #include "models/model.h"
 
@@ -48,8 +49,9 @@ nlohmann::json run_json(const std::string& args) {
 double expected_gmacs(const sdit::DiTConfig& cfg, bool sparse, const std::string& density, const std::string& steps) {
   const auto sched = sdit::DensitySchedule::parse(density, cfg.grid());
   const auto ts = sdit::space_timesteps(1000, steps);
-  const auto layout = sdit::SparseLayout::default_for_depth(cfg.depth);
-  return sdit::mean_gmacs(cfg, sparse ? &layout : nullptr, sched, ts);
+  std::optional<sdit::SparseLayout> layout;
+  if (sparse) layout = sdit::SparseLayout::default_for_depth(cfg.depth);
+  return sdit::mean_gmacs(sdit::Model::build(sdit::ModelSpec{"DiT", cfg.to_json(), layout}), sched, ts);
 }
 
 void expect_error(const std::string& args, const std::string& needle) {
@@ -158,14 +160,11 @@ TEST(Bench, MarkdownAndCsv) {
 
 TEST(Bench, CheckpointsFixTheFamily) {
   torch::manual_seed(0);
-  sdit::DetectedModel spec;
-  spec.config = tiny_config();
-  spec.heads_known = true;
+  sdit::ModelSpec spec{"DiT", tiny_config().to_json(), std::nullopt};
   // .pt rather than .safetensors: load_checkpoint takes a safetensors file whose 8-byte header length
   // starts with byte 0x80 for a legacy pickle, and these tiny headers can hit that.
   const std::string dense_path = temp_path("bench_dense.pt");
   sdit::save_checkpoint(dense_path, sdit::Model::build(spec).state_dict());
-  spec.family = sdit::ModelFamily::SparseDiT;
   spec.layout = sdit::SparseLayout::default_for_depth(6);
   const std::string sparse_path = temp_path("bench_sparse.pt");
   sdit::save_checkpoint(sparse_path, sdit::Model::build(spec).state_dict());
@@ -177,7 +176,7 @@ TEST(Bench, CheckpointsFixTheFamily) {
   EXPECT_EQ(j["rows"][0]["sides"][0]["side"], 8);
   EXPECT_EQ(j["rows"][0]["image_size"], 128);
   EXPECT_DOUBLE_EQ(j["rows"][0]["gmacs"].get<double>(),
-                   sdit::sparse_flops(tiny_config(), spec.layout, 8).total_macs / 1e9);
+                   sdit::sparse_flops(tiny_config(), *spec.layout, 8).total_macs / 1e9);
   EXPECT_DOUBLE_EQ(j["rows"][0]["speedup"].get<double>(), 1.0);
   EXPECT_EQ(j["rows"][1]["sides"][0]["side"], 2);
 

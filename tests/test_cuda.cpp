@@ -15,7 +15,7 @@
 #include "models/model.h"
 #include "models/vae.h"
 #include "testing.h"
-#include "train/trainer.h"
+#include "train/step.h"
 #include "util/compat.h"
 
 using namespace sdit;
@@ -39,9 +39,26 @@ class Cuda : public ::testing::Test {
     return out;
   }
   static Model gpu_model(const std::string& rel, std::optional<int64_t> heads = std::nullopt) {
-    auto m = Model::load(golden(rel), heads);
+    LoadOptions o;
+    o.num_heads = heads;
+    auto m = Model::load(golden(rel), o);
     m.to(dev());
     return m;
+  }
+  static Conditioning labels(const torch::Tensor& y) {
+    Conditioning c;
+    c.labels = y;
+    return c;
+  }
+  static Grid grid(int64_t side) { return side > 0 ? square_grid(side) : Grid{}; }
+  static torch::Tensor cfg3(Model& m, const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y,
+                            double scale, const Grid& g = {}) {
+    DenoiseFn fn = [&](const torch::Tensor& xx, const torch::Tensor& tt, const Conditioning& c) {
+      return m.forward(xx, tt, c, g);
+    };
+    GuidanceOptions o;
+    o.scale = scale;
+    return forward_with_cfg(fn, x, t, labels(y), o);
   }
   static void expect_on_gpu(const torch::Tensor& t) { EXPECT_TRUE(t.is_cuda()); }
 };
@@ -50,11 +67,10 @@ TEST_F(Cuda, DiTForwardAndCfgMatchReference) {
   auto f = gpu("dit/forward.safetensors");
   auto m = gpu_model("dit/dit.safetensors");
   torch::NoGradGuard ng;
-  auto out = m.forward(f.at("fwd_x"), f.at("fwd_t"), f.at("fwd_y"));
+  auto out = m.forward(f.at("fwd_x"), f.at("fwd_t"), labels(f.at("fwd_y")));
   expect_on_gpu(out);
   EXPECT_LT(rel_l2(out, f.at("fwd_out")), kForwardTol);
-  BackboneFn fn = [&](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y) { return m.forward(x, t, y); };
-  auto cfg = forward_with_cfg(fn, f.at("cfg_x"), f.at("cfg_t"), f.at("cfg_y"), f.at("cfg_scale").item<double>(), 3, 4);
+  auto cfg = cfg3(m, f.at("cfg_x"), f.at("cfg_t"), f.at("cfg_y"), f.at("cfg_scale").item<double>());
   EXPECT_LT(rel_l2(cfg, f.at("cfg_out")), kForwardTol);
 }
 
@@ -63,14 +79,21 @@ TEST_F(Cuda, SparseDiTForwardMatchesReferenceAtEverySide) {
   auto c = gpu("sparsedit/converted_forward.safetensors");
   auto m = gpu_model("sparsedit/sparse_dit.safetensors");
   auto dense = read_safetensors(golden("sparsedit/dense_dit.safetensors"));
-  auto conv = Model::from_state_dict(
-      convert_dense_to_sparse(dense, detect_from_weights(dense).config, SparseLayout::parse("1:2x1,1,1,1:1")).sparse, 4);
+  LoadOptions four;
+  four.num_heads = 4;
+  const auto spec = detect_spec(dense, four);
+  auto conv = Model::from_state_dict(convert_dense_to_sparse(dense, spec.config.at("hidden_size"), spec.config.at("depth"),
+                                                             SparseLayout::parse("1:2x1,1,1,1:1"))
+                                         .sparse,
+                                     four);
   conv.to(dev());
   torch::NoGradGuard ng;
   for (int side : {2, 3, 4, 6, 8}) {
     SCOPED_TRACE("side " + std::to_string(side));
-    EXPECT_LT(rel_l2(m.forward(f.at("x"), f.at("t"), f.at("y"), side), f.at("out_s" + std::to_string(side))), kForwardTol);
-    EXPECT_LT(rel_l2(conv.forward(c.at("x"), c.at("t"), c.at("y"), side), c.at("converted_out_s" + std::to_string(side))),
+    EXPECT_LT(rel_l2(m.forward(f.at("x"), f.at("t"), labels(f.at("y")), grid(side)), f.at("out_s" + std::to_string(side))),
+              kForwardTol);
+    EXPECT_LT(rel_l2(conv.forward(c.at("x"), c.at("t"), labels(c.at("y")), grid(side)),
+                     c.at("converted_out_s" + std::to_string(side))),
               kForwardTol);
   }
 }
@@ -88,10 +111,7 @@ TEST_F(Cuda, DeterministicSamplingRunsMatchReference) {
     auto m = gpu_model(c.ckpt);
     auto g = gpu(c.ref);
     auto y = g.at("y").to(torch::kLong);
-    BackboneFn fn = [&](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& yy) {
-      return m.forward(x, t, yy, c.side);
-    };
-    ModelFn guided = [&](const torch::Tensor& x, const torch::Tensor& t) { return forward_with_cfg(fn, x, t, y, 4.0, 3, 4); };
+    ModelFn guided = [&](const torch::Tensor& x, const torch::Tensor& t) { return cfg3(m, x, t, y, 4.0, grid(c.side)); };
     GaussianDiffusion d(DiffusionOptions{1000, "ddim10", true});
     SampleOptions o;
     o.sampler = "ddim";
@@ -112,7 +132,7 @@ TEST_F(Cuda, TrainingLossesMatchReference) {
     auto g = gpu(ref);
     const int64_t side = g.contains("side") ? g.at("side").item<int64_t>() : 0;
     GaussianDiffusion d(DiffusionOptions{});
-    auto L = batch_losses(m, d, g.at("x_start"), g.at("t"), g.at("y"), g.at("noise"), side, gamma);
+    auto L = batch_losses(m, d, g.at("x_start"), g.at("t"), labels(g.at("y")), g.at("noise"), grid(side), gamma);
     expect_on_gpu(L.loss);
     EXPECT_LT(rel_l2(L.loss, g.at("loss")), kForwardTol);
     EXPECT_LT(rel_l2(L.mse, g.at("mse")), kForwardTol);
@@ -134,7 +154,7 @@ TEST_F(Cuda, SparseGradientsMatchCpu) {
   auto grads = [&](torch::Device d) {
     auto m = Model::load(golden("sparsedit/sparse_dit.safetensors"));
     m.to(d);
-    m.forward(f.at("x").to(d), f.at("t").to(d), f.at("y").to(d), 3).pow(2).sum().backward();
+    m.forward(f.at("x").to(d), f.at("t").to(d), labels(f.at("y").to(d)), square_grid(3)).pow(2).sum().backward();
     std::vector<torch::Tensor> g;
     for (const auto& p : m.module().parameters())  // a side-3 forward leaves some tensors unused
       if (p.grad().defined()) g.push_back(p.grad().to(torch::kCPU).flatten());
@@ -160,7 +180,7 @@ TEST_F(Cuda, SeededNoiseIsPyTorchsCudaStream) {
 TEST_F(Cuda, PipelineSamplesOnTheGpu) {
   auto m = gpu_model("sparsedit/sparse_dit.safetensors");
   SamplingRequest req;
-  req.labels = {1, 0, 9};
+  req.cond.labels = torch::tensor({1, 0, 9}, torch::kLong);
   req.steps = "10";
   req.density = "range:0.61,0.86";
   req.seed = 8;
@@ -168,7 +188,7 @@ TEST_F(Cuda, PipelineSamplesOnTheGpu) {
   auto a = run_sampling(m, req), b = run_sampling(m, req);
   EXPECT_TRUE(torch::equal(a.samples, b.samples));
   EXPECT_TRUE(torch::isfinite(a.samples).all().item<bool>());
-  EXPECT_GT(a.side_calls.size(), 1u);  // the schedule changed the grid side on the way
+  EXPECT_GT(a.grid_calls.size(), 1u);  // the schedule changed the grid side on the way
 }
 
 }  // namespace

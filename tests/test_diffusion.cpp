@@ -34,7 +34,7 @@ void expect_rel(double got, double want, double tol) {
 // ---------------------------------------------------------------- respacing
 
 TEST(Respace, Default250MatchesReferenceList) {
-  // DIT_REFERENCE §3.5: groups of 4 with a stride-5 hop at 164->169, 497->502 and 830->835.
+  // docs/method.md §2 (respacing): groups of 4 with a stride-5 hop at 164->169, 497->502 and 830->835.
   std::vector<int64_t> want;
   for (int64_t i = 0; i <= 164; i += 4) want.push_back(i);
   for (int64_t i = 169; i <= 497; i += 4) want.push_back(i);
@@ -381,9 +381,9 @@ class GoldenDiT : public ::testing::Test {
     }();
     return m;
   }
-  static BackboneFn backbone() {
-    return [](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y) {
-      return model()->forward(x, t, y);
+  static DenoiseFn backbone() {
+    return [](const torch::Tensor& x, const torch::Tensor& t, const Conditioning& c) {
+      return model()->forward(x, t, c.labels);
     };
   }
   // sample.py: manual_seed(0); z = randn(3, 4, 8, 8); z = cat(z, z); y = labels + null class.
@@ -394,7 +394,9 @@ class GoldenDiT : public ::testing::Test {
     return {torch::cat({z, z}, 0), torch::tensor({1, 7, 3, 10, 10, 10}, torch::kLong)};
   }
   static ModelFn guided(const torch::Tensor& y) {
-    return [y](const torch::Tensor& x, const torch::Tensor& t) { return forward_with_cfg(backbone(), x, t, y, 4.0, 3, 4); };
+    Conditioning c;
+    c.labels = y;
+    return [c](const torch::Tensor& x, const torch::Tensor& t) { return forward_with_cfg(backbone(), x, t, c, GuidanceOptions{}); };
   }
   static void check_sampling_run(const std::string& file, const std::string& respacing, const std::string& sampler) {
     auto g = read_safetensors(golden(file));

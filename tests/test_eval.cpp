@@ -12,7 +12,7 @@
 #include "cli_runner.h"
 #include "eval/eval_inputs.h"
 #include "eval/fid.h"
-#include "eval/npz.h"
+#include "data/npz.h"
 #include "io/file_util.h"
 #include "testing.h"
 #include "util/error.h"

@@ -9,14 +9,14 @@
 #include "cli_runner.h"
 #include "eval/eval_inputs.h"
 #include "eval/fid.h"
-#include "eval/mnist_classifier.h"
-#include "eval/npz.h"
+#include "models/mnist_classifier.h"
+#include "data/npz.h"
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "models/load.h"
 #include "testing.h"
 #include "train/classifier_train.h"
-#include "train/mnist.h"
+#include "data/mnist.h"
 #include "util/error.h"
 
 namespace fs = std::filesystem;
@@ -153,8 +153,12 @@ TEST(EvalCli, EveryInputFormGivesTheSameNumbers) {
   EXPECT_GE(j_st["accuracy"].get<double>(), 0.97);
   EXPECT_GT(j_st["precision"].get<double>(), 0.5);
   EXPECT_GT(j_st["recall"].get<double>(), 0.5);
+  // The classifier's features are float32: a different thread count or batch split sums them in another
+  // order, which moves the FID by a few 1e-7 relative (5.1e-7 seen between a CLI run and this process).
+  // 1e-5 is float32 rounding with room to spare, and far below any real difference between inputs.
+  constexpr double kFloat32Rel = 1e-5;
   for (const auto* j : {&j_npz, &j_png}) {
-    EXPECT_NEAR((*j)["fid"].get<double>(), fid, 1e-9 * fid);
+    EXPECT_NEAR((*j)["fid"].get<double>(), fid, kFloat32Rel * fid);
     EXPECT_EQ((*j)["accuracy"], j_st["accuracy"]);
     EXPECT_EQ((*j)["precision"], j_st["precision"]);
   }
@@ -162,7 +166,7 @@ TEST(EvalCli, EveryInputFormGivesTheSameNumbers) {
   auto m = load_mnist_classifier(kShipped);
   auto fa = run_classifier(m, quantize_images(smp), 100, torch::kCPU).features;
   auto fb = run_classifier(m, quantize_images(ref), 100, torch::kCPU).features;
-  EXPECT_NEAR(frechet_distance(feature_stats(fa), feature_stats(fb)), fid, 1e-9 * fid);
+  EXPECT_NEAR(frechet_distance(feature_stats(fa), feature_stats(fb)), fid, kFloat32Rel * fid);
   torch::manual_seed(9);
   auto noisy = run_classifier(m, quantize_images(smp + 0.5 * torch::randn_like(smp)), 100, torch::kCPU).features;
   const double fid_noisy = frechet_distance(feature_stats(noisy), feature_stats(fb));
@@ -180,12 +184,12 @@ TEST(EvalCli, EveryInputFormGivesTheSameNumbers) {
   auto saved = run_json("eval --a " + ref_path + " --save-stats " + stats + " --classifier " + kShipped);
   EXPECT_GE(saved["accuracy"].get<double>(), 0.97);
   auto j_stats = run_json("eval --a " + st + " --ref-stats " + stats + " --classifier " + kShipped);
-  EXPECT_NEAR(j_stats["fid"].get<double>(), fid, 1e-9 * fid);
+  EXPECT_NEAR(j_stats["fid"].get<double>(), fid, 1e-5 * fid);  // float32 features, as above
   EXPECT_TRUE(j_stats["precision"].is_null());
   const auto stats_a = temp_path("a_stats.npz");
   run_json("eval --a " + st + " --save-stats " + stats_a + " --classifier " + kShipped);
   auto j_adm = run_json("eval --features adm-stats --a " + stats_a + " --ref-stats " + stats);
-  EXPECT_NEAR(j_adm["fid"].get<double>(), fid, 1e-9 * fid);
+  EXPECT_NEAR(j_adm["fid"].get<double>(), fid, 1e-5 * fid);
   EXPECT_TRUE(j_adm["accuracy"].is_null());
   // Wrong labels count against accuracy exactly as often as they disagree with the predictions.
   auto preds = run_classifier(m, quantize_images(smp.slice(0, 0, 10)), 10, torch::kCPU).predictions;

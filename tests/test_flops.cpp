@@ -1,4 +1,4 @@
-// Analytic MAC counts against the numbers SPEC §6 and DiT's Table 4 print, and the `flops` command.
+// Analytic MAC counts against the numbers of docs/method.md §6 and DiT's Table 4 print, and the `flops` command.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -13,10 +13,12 @@
 #include <unistd.h>
 
 #include "diffusion/density_schedule.h"
-#include "eval/flops.h"
+#include "models/flops.h"
 #include "io/checkpoint.h"
+#include "diffusion/pipeline.h"
+#include "models/dit.h"
 #include "models/load.h"
-#include "models/sparsedit.h"
+#include "models/model.h"
 #include "testing.h"
 #include "util/error.h"
 
@@ -153,28 +155,31 @@ TEST(Flops, RejectsMismatchedLayoutAndSide) {
 }
 
 TEST(Flops, MeanOverStepsWeighsEachVisitedSide) {
-  const SparseLayout xl;
-  const auto cfg = xl2(32);
+  // A small model (the weighting does not depend on the size) with a 16x16 grid like XL at 256 px.
+  const auto cfg = make(64, 6, 2, 32);
+  const auto layout = SparseLayout::default_for_depth(cfg.depth);
+  auto sparse = sdit::Model::build(sdit::ModelSpec{"DiT", cfg.to_json(), layout});
+  auto dense = sdit::Model::build(sdit::ModelSpec{"DiT", cfg.to_json(), std::nullopt});
   std::vector<int64_t> ts;
   for (int64_t t = 0; t < 1000; t += 4) ts.push_back(t);  // 250 steps, 62 or 63 per stage
 
   const auto fixed = DensitySchedule::parse("fixed:8", cfg.grid());
-  EXPECT_NEAR(sdit::mean_gmacs(cfg, &xl, fixed, ts), g(sdit::sparse_flops(cfg, xl, 8)), 1e-9);
+  EXPECT_NEAR(sdit::mean_gmacs(sparse, fixed, ts), g(sdit::sparse_flops(cfg, layout, 8)), 1e-9);
 
   const auto range = DensitySchedule::parse("range:0.61,0.86", cfg.grid());
   double want = 0.0;
-  for (auto t : ts) want += g(sdit::sparse_flops(cfg, xl, range.stage_sides()[t / 250]));
+  for (auto t : ts) want += g(sdit::sparse_flops(cfg, layout, range.stage_sides()[t / 250]));
   want /= static_cast<double>(ts.size());
-  EXPECT_NEAR(sdit::mean_gmacs(cfg, &xl, range, ts), want, 1e-9);
-  EXPECT_LT(want, g(sdit::sparse_flops(cfg, xl, 10)));
-  EXPECT_GT(want, g(sdit::sparse_flops(cfg, xl, 6)));
+  EXPECT_NEAR(sdit::mean_gmacs(sparse, range, ts), want, 1e-9);
+  EXPECT_LT(want, g(sdit::sparse_flops(cfg, layout, 10)));
+  EXPECT_GT(want, g(sdit::sparse_flops(cfg, layout, 6)));
 
   const auto full = DensitySchedule::parse("full", cfg.grid());
-  EXPECT_NEAR(sdit::mean_gmacs(cfg, nullptr, full, ts), g(sdit::dense_flops(cfg)), 1e-9);
-  EXPECT_THROW(sdit::mean_gmacs(cfg, nullptr, range, ts), sdit::Error);
-  EXPECT_THROW(sdit::mean_gmacs(cfg, &xl, range, {}), sdit::Error);
-  EXPECT_THROW(sdit::mean_gmacs(cfg, &xl, range, {1000}), sdit::Error);
-  EXPECT_THROW(sdit::mean_gmacs(cfg, &xl, DensitySchedule::parse("full", 8), ts), sdit::Error);
+  EXPECT_NEAR(sdit::mean_gmacs(dense, full, ts), g(sdit::dense_flops(cfg)), 1e-9);
+  EXPECT_THROW(sdit::mean_gmacs(dense, range, ts), sdit::Error);
+  EXPECT_THROW(sdit::mean_gmacs(sparse, range, {}), sdit::Error);
+  EXPECT_THROW(sdit::mean_gmacs(sparse, range, {1000}), sdit::Error);
+  EXPECT_THROW(sdit::mean_gmacs(sparse, DensitySchedule::parse("full", 8), ts), sdit::Error);
 }
 
 TEST(FlopsCommand, JsonForDenseAndFixedSparse) {
@@ -242,7 +247,7 @@ TEST(FlopsCommand, SparseDiTCheckpointImpliesSparse) {
   cfg.num_heads = 4;
   cfg.num_classes = 10;
   const auto layout = SparseLayout::parse("1:1x1,1,1,1:2", cfg.depth);
-  sdit::SparseDiT model(cfg, layout);
+  sdit::DiT model(cfg, layout);
   const auto dir = std::filesystem::temp_directory_path() / ("sdit_flops_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const std::string path = (dir / "tiny_sparse.safetensors").string();

@@ -13,6 +13,8 @@
 #include "io/torch_pt.h"
 #include "io/zip.h"
 #include "pt_builders.h"
+#include "models/dit.h"
+#include "models/registry.h"
 #include "testing.h"
 #include "util/error.h"
 
@@ -387,11 +389,12 @@ TEST_F(IoTest, DiffusersFolderConvertsBack) {
   fs::create_directories(path("hub/transformer"));
   write_safetensors(path("hub/transformer/diffusion_pytorch_model.safetensors"), d);
 
+  // io/ reads the folder; the DiT family recognises the layout and renames it (native_state_dict).
   // Without config.json the latent size is unknown: a clear error.
-  expect_error([&] { load_checkpoint(path("hub")); }, "sample_size");
+  expect_error([&] { native_state_dict(load_checkpoint(path("hub"))); }, "sample_size");
 
   std::ofstream(path("hub/transformer/config.json")) << R"({"sample_size": 8, "num_attention_heads": 4})";
-  StateDict back = load_checkpoint(path("hub"));
+  StateDict back = native_state_dict(load_checkpoint(path("hub")));
   EXPECT_EQ(back.metadata.at("source_format"), "diffusers");
   EXPECT_EQ(nlohmann::json::parse(back.metadata.at("config")).at("num_heads"), 4);
   ASSERT_EQ(back.size(), orig.size());
@@ -405,12 +408,13 @@ TEST_F(IoTest, DiffusersFolderConvertsBack) {
 
   // The weights file directly inside the folder is found as well.
   fs::rename(path("hub/transformer"), path("flat"));
-  EXPECT_TRUE(torch::equal(load_checkpoint(path("flat")).at("blocks.3.attn.qkv.weight"), orig.at("blocks.3.attn.qkv.weight")));
+  EXPECT_TRUE(torch::equal(native_state_dict(load_checkpoint(path("flat"))).at("blocks.3.attn.qkv.weight"),
+                           orig.at("blocks.3.attn.qkv.weight")));
 
   // An extra tensor means the folder is not a DiT: refuse rather than drop it silently.
   d.set("transformer_blocks.0.attn2.to_q.weight", torch::zeros({2, 2}));
   write_safetensors(path("flat/diffusion_pytorch_model.safetensors"), d);
-  expect_error([&] { load_checkpoint(path("flat")); }, "attn2.to_q.weight");
+  expect_error([&] { native_state_dict(load_checkpoint(path("flat"))); }, "attn2.to_q.weight");
 }
 
 TEST_F(IoTest, FolderWithSafetensorsFiles) {

@@ -1,4 +1,4 @@
-// Timestep-wise density (SPEC §4): stage boundaries, rate -> side, the paper's reported ranges.
+// Timestep-wise density (docs/method.md §4): stage boundaries, rate -> side, the paper's reported ranges.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -103,7 +103,7 @@ TEST(DensitySchedule, StageRangesCoverOddT) {
 
 TEST(DensitySchedule, PerStepFollowsEquationFiveAtEveryStep) {
   const auto s = DensitySchedule::parse("per-step:0.61,0.86", 16);
-  EXPECT_TRUE(s.is_per_step());
+  EXPECT_NE(s.describe().find("Eq. 5 at every t"), std::string::npos) << s.describe();
   for (int64_t t = 0; t < 1000; t += 37) {
     const int64_t want = sdit::side_for_rate(sdit::scheduled_rate(static_cast<double>(t), 1000, 0.61, 0.86), 256);
     EXPECT_EQ(s.side_at(t), want) << "t=" << t;
@@ -134,12 +134,11 @@ TEST(DensitySchedule, FixedAndFull) {
 }
 
 TEST(DensitySchedule, DefaultIsThePapersMainSetting) {
-  EXPECT_EQ(sdit::default_density(256), "range:0.61,0.86");
-  EXPECT_EQ(sdit::default_density(1024), "range:0.61,0.86");
-  const auto tiny = DensitySchedule::parse(sdit::default_density(16), 4);
+  EXPECT_EQ(std::string(sdit::kDefaultDensity), "range:0.61,0.86");
+  EXPECT_EQ(DensitySchedule::parse(sdit::kDefaultDensity, 16).stage_sides(), (std::vector<int64_t>{10, 9, 8, 6}));
+  EXPECT_EQ(DensitySchedule::parse(sdit::kDefaultDensity, 32).stage_sides().front(), 20);
+  const auto tiny = DensitySchedule::parse(sdit::kDefaultDensity, 4);
   for (int64_t t = 0; t < 1000; t += 111) EXPECT_GE(tiny.side_at(t), 1);
-  EXPECT_THROW(sdit::default_density(15), sdit::Error);
-  EXPECT_THROW(sdit::default_density(0), sdit::Error);
 }
 
 TEST(DensitySchedule, MalformedSpecsAreClearErrors) {

@@ -10,17 +10,21 @@
 
 #include "cli_runner.h"
 #include "io/checkpoint.h"
-#include "io/latent_dataset.h"
+#include "data/latent_dataset.h"
 #include "io/safetensors.h"
 #include "models/load.h"
+#include "models/dit.h"
 #include "models/model.h"
+#include "model_testing.h"
 #include "testing.h"
 #include "train/batching.h"
-#include "train/mnist.h"
+#include "data/mnist.h"
+#include "train/step.h"
 #include "train/trainer.h"
 #include "util/error.h"
 
 using namespace sdit;
+using namespace sdit::testing_helpers;
 namespace fs = std::filesystem;
 
 namespace {
@@ -89,36 +93,35 @@ int run_shell(const std::string& cmd) {
 }  // namespace
 
 TEST(TrainLoss, MatchesDiTReference) {
-  auto m = Model::load(golden("dit/dit.safetensors"), 4);
+  auto m = Model::load(golden("dit/dit.safetensors"), heads(4));
   m.train(false);  // label dropout off
   auto g = read_safetensors(golden("dit/train_loss.safetensors"));
   GaussianDiffusion d(DiffusionOptions{});
-  auto L = batch_losses(m, d, g.at("x_start"), g.at("t"), g.at("y"), g.at("noise"), 0, 0.0);
+  auto L = batch_losses(m, d, g.at("x_start"), g.at("t"), labels(g.at("y")), g.at("noise"), Grid{}, 0.0);
   EXPECT_LT(rel_l2(L.loss, g.at("loss")), 1e-5);
   EXPECT_LT(rel_l2(L.mse, g.at("mse")), 1e-5);
   EXPECT_LT(rel_l2(L.vb, g.at("vb")), 1e-5);
 }
 
 TEST(TrainLoss, MatchesSparseDiTReferenceWithMinSnr5) {
-  auto m = Model::load(golden("sparsedit/sparse_dit.safetensors"), 4);
+  auto m = Model::load(golden("sparsedit/sparse_dit.safetensors"), heads(4));
   m.train(false);
   auto g = read_safetensors(golden("sparsedit/sparse_train_loss.safetensors"));
   GaussianDiffusion d(DiffusionOptions{});
   const int64_t side = g.at("side").item<int64_t>();
   ASSERT_EQ(side, 3);
-  auto L = batch_losses(m, d, g.at("x_start"), g.at("t"), g.at("y"), g.at("noise"), side, 5.0);
+  auto L = batch_losses(m, d, g.at("x_start"), g.at("t"), labels(g.at("y")), g.at("noise"), square_grid(side), 5.0);
   EXPECT_LT(rel_l2(L.loss, g.at("loss")), 1e-5);
   EXPECT_LT(rel_l2(L.mse, g.at("mse")), 1e-5);
   EXPECT_LT(rel_l2(L.vb, g.at("vb")), 1e-5);
 }
 
 TEST(AdamW, TwoStepsEqualHandComputedUpdate) {
-  DetectedModel spec;
-  spec.config.input_size = 8, spec.config.in_channels = 4, spec.config.hidden_size = 32, spec.config.depth = 2;
-  spec.config.num_heads = 2, spec.config.num_classes = 10;
-  spec.heads_known = true;
+  DiTConfig c;
+  c.input_size = 8, c.in_channels = 4, c.hidden_size = 32, c.depth = 2, c.num_heads = 2, c.num_classes = 10;
   torch::manual_seed(0);
-  auto m = Model::build(spec);  // default (not adaLN-Zero) init: every parameter gets a gradient
+  auto m = Model::build(ModelSpec{"DiT", c.to_json(), std::nullopt});  // default (not adaLN-Zero) init: every
+                                                                         // parameter gets a gradient
   std::vector<std::pair<std::string, torch::Tensor>> params;
   for (auto& p : m.module().named_parameters())
     if (p.value().requires_grad()) params.emplace_back(p.key(), p.value());
@@ -127,7 +130,8 @@ TEST(AdamW, TwoStepsEqualHandComputedUpdate) {
   AdamW opt(params, o);
   const std::string name = "blocks.0.mlp.fc1.weight";
   auto p = m.module().named_parameters()[name];
-  auto x = torch::randn({3, 4, 8, 8}), t = torch::tensor({1, 500, 999}), y = torch::tensor({0, 3, 10});
+  auto x = torch::randn({3, 4, 8, 8}), t = torch::tensor({1, 500, 999});
+  auto y = labels(torch::tensor({0, 3, 10}));
   // Hand-computed AdamW in double: decoupled decay, then the bias-corrected Adam step.
   auto ref = p.detach().to(torch::kDouble).clone();
   auto mom = torch::zeros_like(ref), var = torch::zeros_like(ref);
@@ -173,7 +177,7 @@ TEST(Batching, StagesGetTheirSidesAndProportionalBatches) {
   ASSERT_EQ(iv.size(), 4u);
   int64_t total = 0;
   for (int k = 0; k < 4; ++k) {
-    EXPECT_EQ(iv[k].side, 4 - k);
+    EXPECT_EQ(iv[k].grid, square_grid(4 - k));
     EXPECT_EQ(iv[k].t_begin, k * 250);
     EXPECT_EQ(iv[k].t_end, (k + 1) * 250);
     EXPECT_DOUBLE_EQ(iv[k].weight, 0.25);
@@ -184,8 +188,8 @@ TEST(Batching, StagesGetTheirSidesAndProportionalBatches) {
   ASSERT_EQ(custom.size(), 2u);
   EXPECT_EQ(custom[0].batch, 1);
   EXPECT_EQ(custom[1].batch, 9);
-  EXPECT_EQ(custom[0].side, 4);
-  EXPECT_EQ(custom[1].side, s.side_at(549));
+  EXPECT_EQ(custom[0].grid, square_grid(4));
+  EXPECT_EQ(custom[1].grid, square_grid(s.side_at(549)));
   EXPECT_EQ(plan_density_intervals(s, "8", 8).size(), 8u);
   EXPECT_THROW(plan_density_intervals(s, "0,500", 8), Error);
   EXPECT_THROW(plan_density_intervals(s, "stages", 3), Error);
@@ -217,7 +221,7 @@ TEST(Trainer, EachDensityIntervalRunsAtItsGrid) {
     const auto& m = seen[i];
     EXPECT_EQ(m.step, static_cast<int64_t>(i / 4 + 1));
     EXPECT_EQ(m.interval, i % 4);
-    EXPECT_EQ(m.side, 4 - static_cast<int64_t>(i % 4));
+    EXPECT_EQ(m.grid, square_grid(4 - static_cast<int64_t>(i % 4)));
     EXPECT_EQ(m.batch, 2);
     EXPECT_GE(m.t_min, m.t_begin);
     EXPECT_LT(m.t_max, m.t_end);

@@ -16,7 +16,7 @@
 #endif
 
 #include "io/image.h"
-#include "io/latent_dataset.h"
+#include "data/latent_dataset.h"
 #include "io/safetensors.h"
 #include "io/state_dict.h"
 #include "models/load.h"

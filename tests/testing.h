@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <cstdlib>
 #include <limits>
 #include <string>
@@ -20,8 +21,9 @@ inline double rel_l2(const torch::Tensor& a, const torch::Tensor& ref) {
   return base > 0 ? diff / base : diff;
 }
 
-// CTest passes the golden folder and the binary in the environment (CMakeLists.txt), so no path is
-// compiled into a test and a second clone reuses the compiler cache.
+// CTest passes the golden folder in the environment (CMakeLists.txt), and the sparsedit binary is
+// built beside the test executables, so no path is compiled into a test and a second clone reuses
+// the compiler cache.
 inline std::string test_env(const char* name) {
   const char* v = std::getenv(name);
   if (!v || !*v) {
@@ -30,7 +32,12 @@ inline std::string test_env(const char* name) {
   }
   return v;
 }
-inline std::string sparsedit_binary() { return test_env("SPARSEDIT_BINARY"); }
+// $SPARSEDIT_BINARY if set, else the sparsedit next to this test executable.
+inline std::string sparsedit_binary() {
+  if (const char* v = std::getenv("SPARSEDIT_BINARY"); v && *v) return v;
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  return self.substr(0, self.find_last_of('/') + 1) + "sparsedit";
+}
 
 // Absolute path of a file under the golden directory, e.g. golden("dit/forward.safetensors").
 inline std::string golden(const std::string& rel) { return test_env("SPARSEDIT_GOLDEN_DIR") + "/" + rel; }

@@ -16,29 +16,27 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "diffusion/density_schedule.h"
-#include "eval/bench.h"
-#include "models/config.h"
+#include "bench/bench.h"
+#include "bench/bench_text.h"
+#include "models/registry.h"
+#include "models/t5_load.h"
 #include "util/error.h"
+#include "util/strings.h"
 
 namespace sdit::cli {
 namespace {
 
 struct BenchArgs {
   std::string model, ckpt, layout, image_sizes, latent_sizes, batches = "1", threads, steps = "250";
-  std::string device = "cpu", dtype = "fp32";
+  std::string device = "cpu", dtype;  // empty: fp32 (DiT), bf16 and fp32 (text encoders)
   std::vector<std::string> densities;
   std::string train_intervals = "stages";
   bool random_weights = false, cfg = false, json = false, csv = false, md = false, quiet = false, train = false;
+  bool profile = false;
   int reps = 3, warmup = 1;
   int64_t num_heads = 0, hidden_size = 0, depth = 0, patch_size = 0;
   uint64_t seed = 0;
 };
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
 
 std::string pm(const MeanSd& m, const char* f) { return fmt(f, m.mean) + " ± " + fmt(f, m.sd); }
 
@@ -58,7 +56,7 @@ BenchModelSource resolve_source(const BenchArgs& a) {
   s.random_weights = a.random_weights;
   if (a.num_heads < 0 || a.hidden_size < 0 || a.depth < 0 || a.patch_size < 0)
     fail("bench: --num-heads, --hidden-size, --depth and --patch-size must be positive");
-  if (a.num_heads > 0) s.num_heads = a.num_heads;
+  if (a.num_heads > 0) s.load.num_heads = a.num_heads;
   const bool custom = a.hidden_size > 0 || a.depth > 0 || a.patch_size > 0;
   if (!a.ckpt.empty()) {
     if (custom || !a.layout.empty())
@@ -72,50 +70,49 @@ BenchModelSource resolve_source(const BenchArgs& a) {
   if (!a.random_weights)
     fail("bench: --model ", a.model, " has no weights; add --random-weights (timings do not depend on the values), "
          "or bench a checkpoint with --ckpt");
-  s.config = dit_preset(a.model);
+  s.spec = preset_spec(a.model);
   s.name = a.model;
-  if (a.hidden_size > 0) s.config.hidden_size = a.hidden_size;
-  if (a.depth > 0) s.config.depth = a.depth;
-  if (a.patch_size > 0) s.config.patch_size = a.patch_size;
-  if (a.num_heads > 0) s.config.num_heads = a.num_heads;
+  SpecOverrides o;
+  if (a.hidden_size > 0) o.hidden_size = a.hidden_size;
+  if (a.depth > 0) o.depth = a.depth;
+  if (a.patch_size > 0) o.patch_size = a.patch_size;
+  if (a.num_heads > 0) o.num_heads = a.num_heads;
+  s.spec = family(s.spec.family).apply_overrides(s.spec, o);
   if (custom) {
     std::ostringstream os;
-    os << a.model << " (hidden " << s.config.hidden_size << ", depth " << s.config.depth << ", heads "
-       << s.config.num_heads << ", patch " << s.config.patch_size << ")";
+    os << a.model << " (hidden " << s.spec.config.value("hidden_size", 0) << ", depth " << s.spec.config.value("depth", 0)
+       << ", heads " << s.spec.config.value("num_heads", 0) << ", patch " << s.spec.config.value("patch_size", 0) << ")";
     s.name = os.str();
-    if (a.hidden_size > 0 && a.num_heads == 0) {
-      const auto h = default_heads(a.hidden_size);
-      if (!h) fail("bench: hidden size ", a.hidden_size, " has no default head count; pass --num-heads");
-      s.config.num_heads = *h;
-    }
   }
-  if (s.config.hidden_size % 4 != 0)
-    fail("bench: hidden size ", s.config.hidden_size, " must be divisible by 4 (sin-cos positional embedding)");
-  if (!a.layout.empty()) s.layout = SparseLayout::parse(a.layout, s.config.depth);
+  if (!a.layout.empty()) s.layout = SparseLayout::parse(a.layout, s.spec.config.value("depth", int64_t{0}));
   return s;
 }
 
-std::vector<int64_t> latent_sides(const BenchArgs& a) {
+std::vector<int64_t> latent_sides(const BenchArgs& a, const BenchModelSource& src) {
   if (!a.image_sizes.empty() && !a.latent_sizes.empty()) fail("bench: give --image-size or --latent-size, not both");
   if (!a.latent_sizes.empty()) return parse_int_list(a.latent_sizes, "--latent-size");
   if (a.image_sizes.empty()) {
     if (!a.ckpt.empty()) return {0};  // the checkpoint's own size
     fail("bench: --model needs --image-size PX[,PX] (or --latent-size L)");
   }
+  const int64_t down = a.ckpt.empty() ? family(src.spec.family).latent(src.spec).vae_downscale : 8;
   std::vector<int64_t> out;
   for (const int64_t px : parse_int_list(a.image_sizes, "--image-size")) {
-    if (px <= 0 || px % 8 != 0)
-      fail("bench: --image-size ", px, " is not a positive multiple of 8 (the VAE downsamples by 8); use --latent-size");
-    out.push_back(px / 8);
+    if (px <= 0 || px % down != 0)
+      fail("bench: --image-size ", px, " is not a positive multiple of ", down, " (the VAE downsamples by ", down,
+           "); use --latent-size");
+    out.push_back(px / down);
   }
   return out;
 }
 
 // Sampling: "10²: 812.3, 6²: 455.0" (ms per forward); training: "10²×64, 9²×64" (micro-batches).
+std::string grid_label(const Grid& g) { return g.square() && g.frames == 1 ? std::to_string(g.h) + "²" : g.str(); }
+
 std::string sides_cell(const BenchRow& r) {
   std::string s;
-  for (size_t i = 0; i < r.sides.size(); ++i) {
-    s += (i ? ", " : "") + std::to_string(r.sides[i]) + "²";
+  for (size_t i = 0; i < r.grids.size(); ++i) {
+    s += (i ? ", " : "") + grid_label(r.grids[i]);
     s += i < r.ms_per_side.size() ? ": " + fmt("%.1f", r.ms_per_side[i].mean) : "×" + std::to_string(r.steps_per_side[i]);
   }
   return s;
@@ -183,6 +180,24 @@ void print_markdown(const std::vector<BenchRow>& rows, const BenchOptions& o) {
   }
 }
 
+// Per row: self time per op class over the timed repetitions, then the ops that took the most.
+void print_profiles(const std::vector<BenchRow>& rows) {
+  for (const auto& r : rows) {
+    if (r.profile_classes.empty()) continue;
+    double total = 0;
+    for (const auto& c : r.profile_classes) total += c.self_ms;
+    std::cout << "\nprofile: " << r.model << " " << r.density << " batch " << r.batch << " " << r.dtype << " ("
+              << r.reps << " timed rep(s), " << fmt("%.1f", total) << " ms of op self time)\n\n"
+              << "| op class | calls | self ms | share |\n|---|---:|---:|---:|\n";
+    for (const auto& c : r.profile_classes)
+      std::cout << "| " << c.name << " | " << c.calls << " | " << fmt("%.1f", c.self_ms) << " | "
+                << fmt("%.1f%%", 100.0 * c.self_ms / total) << " |\n";
+    std::cout << "\n| op | calls | self ms |\n|---|---:|---:|\n";
+    for (const auto& o : r.profile_ops)
+      std::cout << "| " << o.name << " | " << o.calls << " | " << fmt("%.1f", o.self_ms) << " |\n";
+  }
+}
+
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;
   std::string q = "\"";
@@ -197,8 +212,8 @@ void print_csv(const std::vector<BenchRow>& rows) {
   auto num = [](double v) { return fmt("%.6g", v); };
   for (const auto& r : rows) {
     std::string sides;
-    for (size_t i = 0; i < r.sides.size(); ++i)
-      sides += (i ? ";" : "") + std::to_string(r.sides[i]) + ":" +
+    for (size_t i = 0; i < r.grids.size(); ++i)
+      sides += (i ? ";" : "") + r.grids[i].str() + ":" +
                (i < r.ms_per_side.size() ? num(r.ms_per_side[i].mean) : "x" + std::to_string(r.steps_per_side[i]));
     std::cout << r.mode << "," << csv_field(r.model) << "," << r.family << "," << csv_field(r.layout) << "," << r.image_size << "," << r.input_size
               << "," << csv_field(r.density) << "," << r.batch << "," << (r.cfg ? 1 : 0) << "," << r.threads << ","
@@ -212,14 +227,40 @@ void print_csv(const std::vector<BenchRow>& rows) {
   }
 }
 
+// Text encoders have their own row (bench/bench_text.h): seconds per encode of a PixArt CFG pair (each
+// image's prompt + the negative prompt, --batch-size images) at 120 tokens, and peak memory.
+void run_text_encoder(const BenchArgs& a) {
+  if (!a.random_weights) fail("bench: --model ", a.model, " has no weights; add --random-weights");
+  TextBenchOptions t;
+  t.model = a.model;
+  t.batch = 2 * parse_int_list(a.batches, "--batch-size").front();
+  t.num_layers = a.depth;
+  t.reps = a.reps;
+  t.warmup = a.warmup;
+  t.seed = a.seed;
+  if (!a.threads.empty()) t.threads = static_cast<int>(parse_int_list(a.threads, "--threads").front());
+  if (!a.dtype.empty()) {
+    t.dtypes.clear();
+    std::stringstream ss(a.dtype);
+    for (std::string d; std::getline(ss, d, ',');) t.dtypes.push_back(parse_t5_dtype(d));
+  }
+  TextBenchLog log;
+  if (!a.quiet) log = [](const std::string& m) { std::fprintf(stderr, "bench %s\n", m.c_str()); };
+  const auto rows = run_text_encoder_bench(t, log);
+  if (a.json) std::cout << text_bench_json(rows).dump(2) << "\n";
+  else if (a.csv) std::cout << text_bench_csv(rows);
+  else std::cout << text_bench_markdown(rows, t);
+}
+
 void run(const BenchArgs& a) {
   if (static_cast<int>(a.json) + static_cast<int>(a.csv) + static_cast<int>(a.md) > 1)
     fail("bench: give at most one of --json, --csv, --md");
+  if (a.model.rfind("t5", 0) == 0) return run_text_encoder(a);
   const BenchModelSource source = resolve_source(a);
 
   BenchOptions o;
   o.device = parse_device(a.device);
-  o.dtype = parse_dtype(a.dtype);
+  o.dtype = parse_dtype(a.dtype.empty() ? "fp32" : a.dtype);
   o.cfg = a.cfg;
   o.reps = a.reps;
   o.warmup = a.warmup;
@@ -227,14 +268,15 @@ void run(const BenchArgs& a) {
   o.seed = a.seed;
   o.train = a.train;
   o.train_intervals = a.train_intervals;
+  o.profile = a.profile;
 
-  const auto sides = latent_sides(a);
+  const auto sides = latent_sides(a, source);
   std::vector<int64_t> threads;
   if (a.threads.empty()) threads = {static_cast<int64_t>(torch::get_num_threads())};
   else threads = parse_int_list(a.threads, "--threads");
   const auto batches = parse_int_list(a.batches, "--batch-size");
   std::vector<std::string> densities = a.densities;
-  if (densities.empty()) densities = {"full", "range:0.61,0.86"};  // the paper's headline comparison
+  if (densities.empty()) densities = {"full", kDefaultDensity};  // the paper's headline comparison
 
   std::vector<BenchCase> cases;
   for (const int64_t s : sides)
@@ -259,6 +301,7 @@ void run(const BenchArgs& a) {
     print_csv(rows);
   } else {
     print_markdown(rows, o);
+    print_profiles(rows);
   }
 }
 
@@ -267,7 +310,8 @@ void run(const BenchArgs& a) {
 void register_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   auto* c = app.add_subcommand("bench", "Time DiT / SparseDiT sampling forwards per size, density, batch and threads");
-  auto* model = c->add_option("--model", a->model, "Published config DiT-S/2 ... DiT-XL/8 (needs --random-weights)");
+  auto* model = c->add_option("--model", a->model,
+                              "Published config DiT-S/2 ... DiT-XL/8, or a text encoder t5-v1_1-xxl (needs --random-weights)");
   auto* ckpt = c->add_option("-m,--ckpt", a->ckpt, "Checkpoint to bench (a dense one only runs `full`)");
   model->excludes(ckpt);
   c->add_flag("--random-weights", a->random_weights,
@@ -278,19 +322,20 @@ void register_bench(CLI::App& app) {
                 "Repeatable: full | fixed:S | range:RMIN,RMAX | sides:a,b,c,d | per-step:RMIN,RMAX "
                 "(default: full and range:0.61,0.86)");
   c->add_option("--batch-size", a->batches, "Images per step, comma-separated")->capture_default_str();
-  c->add_option("--threads", a->threads, "CPU threads, comma-separated (default: libtorch's)");
+  c->add_option("-t,--threads", a->threads, "CPU threads, comma-separated (default: libtorch's)");
   c->add_option("--reps", a->reps, "Timed repetitions per row")->capture_default_str();
   c->add_option("--warmup", a->warmup, "Untimed forwards per grid side before timing")->capture_default_str();
   c->add_option("--num-sampling-steps", a->steps, "Respacing of the 1000 steps: N, N1,N2,... or ddimN")
       ->capture_default_str();
   c->add_option("--device", a->device, "cpu | cuda | cuda:N")->capture_default_str();
-  c->add_option("--dtype", a->dtype, "fp32 | bf16 | fp16 (model and inputs are cast)")->capture_default_str();
+  c->add_option("--dtype", a->dtype, "fp32 | bf16 | fp16 (model and inputs are cast; default fp32; t5-*: bf16,fp32)");
   c->add_flag("--cfg", a->cfg, "Classifier-free guidance: each forward runs twice the batch");
   c->add_flag("--train", a->train,
               "Time optimisation steps (forward + backward + AdamW) instead of sampling forwards; batch = global batch");
   c->add_option("--train-intervals", a->train_intervals,
                 "SparseDiT micro-batches per step: stages | K | 0,a,...,1000 (as sparsedit train)")
       ->capture_default_str();
+  c->add_flag("--profile", a->profile, "Time every op during the timed reps and print self time per op class");
   c->add_flag("--json", a->json, "Print {\"rows\": [...]}");
   c->add_flag("--csv", a->csv, "Print CSV");
   c->add_flag("--md", a->md, "Print a markdown table (the default)");

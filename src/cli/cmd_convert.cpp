@@ -1,9 +1,10 @@
-// sparsedit convert: dense DiT -> SparseDiT (SPEC §3), or a plain format rewrite (.pt <-> .safetensors).
+// sparsedit convert: a dense model -> its SparseDiT (docs/method.md §3), or a plain format rewrite
+// (.pt <-> .safetensors). Training state (train.*) is never carried over.
 #include <iostream>
 
 #include "cli/commands.h"
 #include "io/checkpoint.h"
-#include "models/config.h"
+#include "models/registry.h"
 #include "models/convert.h"
 #include "util/error.h"
 
@@ -19,28 +20,33 @@ struct ConvertArgs {
 };
 
 void run_convert(const ConvertArgs& a) {
-  auto sd = load_checkpoint(a.from);
-  std::optional<int64_t> heads;
-  if (a.num_heads > 0) heads = a.num_heads;
-  auto det = detect_from_weights(sd, heads);
-  if (det.heads_known) {
-    auto cfg = det.config;
-    sd.metadata["config"] = cfg.to_json();
-  }
-  if (a.format_only || det.family == ModelFamily::SparseDiT) {
-    if (!a.layout.empty() && det.family == ModelFamily::SparseDiT)
-      fail(a.from, " is already a SparseDiT (layout ", det.layout.str(), "); --layout applies to dense models");
+  auto sd = native_state_dict(load_checkpoint(a.from));
+  LoadOptions lo;
+  if (a.num_heads > 0) lo.num_heads = a.num_heads;
+  lo.heads_required = false;  // a file without a known head count is still converted
+  const ModelSpec spec = detect_spec(sd, lo);
+  const bool heads_known = spec.config.value("num_heads", int64_t{0}) > 0;
+  if (heads_known) sd.metadata["config"] = spec.config.dump();
+  sd.metadata["family"] = display_name(spec);
+  if (a.format_only || spec.sparse()) {
+    if (!a.layout.empty() && spec.sparse())
+      fail(a.from, " is already a ", display_name(spec), " (layout ", spec.layout->str(),
+           "); --layout applies to dense models");
     save_checkpoint(a.to, sd);
     if (!a.quiet) std::cout << "rewrote " << sd.size() << " tensors to " << a.to << "\n";
     return;
   }
-  auto layout = a.layout.empty() ? SparseLayout::default_for_depth(det.config.depth)
-                                 : SparseLayout::parse(a.layout, det.config.depth);
-  auto r = convert_dense_to_sparse(sd, det.config, layout);
+  const int64_t depth = spec.config.value("depth", int64_t{0});
+  const auto layout = a.layout.empty() ? SparseLayout::default_for_depth(depth) : SparseLayout::parse(a.layout, depth);
+  auto r = convert_dense_to_sparse(sd, spec.config.value("hidden_size", int64_t{0}), depth, layout);
+  ModelSpec sparse = spec;
+  sparse.layout = layout;
+  r.sparse.metadata["family"] = display_name(sparse);
   save_checkpoint(a.to, r.sparse);
   if (a.quiet) return;
-  std::cout << "converted DiT (depth " << det.config.depth << ") to SparseDiT layout " << layout.str() << ": "
-            << r.sparse.size() << " tensors, " << r.sparse.numel() << " parameters -> " << a.to << "\n";
+  std::cout << "converted " << display_name(spec) << " (depth " << depth << ") to " << display_name(sparse)
+            << " layout " << layout.str() << ": " << r.sparse.size() << " tensors, " << r.sparse.numel()
+            << " parameters -> " << a.to << "\n";
   std::cout << "new (missing in the dense model), initialised W1 = 0, W2 = I: " << r.missing.size() << "\n";
   for (auto& k : r.missing) std::cout << "  " << k << "\n";
   std::cout << "dense tensors split or dropped (unexpected in the sparse model): " << r.unexpected.size() << "\n";
@@ -51,7 +57,7 @@ void run_convert(const ConvertArgs& a) {
 
 void register_convert(CLI::App& app) {
   auto a = std::make_shared<ConvertArgs>();
-  auto* cmd = app.add_subcommand("convert", "Convert a dense DiT into a SparseDiT, or rewrite a checkpoint's format");
+  auto* cmd = app.add_subcommand("convert", "Convert a dense model into its SparseDiT, or rewrite a checkpoint's format");
   cmd->add_option("--from", a->from, "input checkpoint (.pt, .safetensors, diffusers folder)")->required();
   cmd->add_option("--to", a->to, "output file (.safetensors or .pt)")->required();
   cmd->add_option("--layout", a->layout,

@@ -46,7 +46,7 @@ void register_encode(CLI::App& app) {
   c->add_option("--vae", a->vae, "diffusers VAE folder (config.json + diffusion_pytorch_model.safetensors)")->required();
   c->add_option("--images", a->opts.images_dir, "image root; classes = sorted sub-folder names")->required();
   c->add_option("--image-size", a->opts.image_size, "ADM centre-crop size in pixels")->capture_default_str();
-  c->add_option("--out", a->opts.out_dir, "dataset folder (meta.json + shard_NNNNN.safetensors)")->required();
+  c->add_option("-o,--output,--out", a->opts.out_dir, "dataset folder (meta.json + shard_NNNNN.safetensors)")->required();
   c->add_flag("--flip", a->opts.flip, "also store every image mirrored, as an extra sample");
   c->add_option("-s,--seed", a->opts.seed, "seed of the posterior sampling generator")->capture_default_str();
   c->add_option("--batch-size", a->opts.batch_size, "images per VAE forward")->capture_default_str();

@@ -14,8 +14,9 @@
 #include "eval/eval_inputs.h"
 #include "eval/fid.h"
 #include "eval/inception.h"
-#include "eval/mnist_classifier.h"
+#include "models/mnist_classifier.h"
 #include "util/error.h"
+#include "util/strings.h"
 
 namespace sdit::cli {
 
@@ -36,24 +37,24 @@ struct Side {
   std::optional<FeatureStats> stats;
 };
 
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
+// The report: one JSON object, and the same as text lines.
+struct Report {
+  nlohmann::json j;
+  std::vector<std::string> lines;
+  bool measured = false;
+};
 
-void run_eval(const EvalArgs& a) {
+void check_args(const EvalArgs& a) {
   if (a.features != "mnist" && a.features != "inception" && a.features != "adm-stats")
     fail("--features ", a.features, ": use mnist (the project's classifier), inception (FID Inception-v3, with "
          "--inception WEIGHTS) or adm-stats (statistics files only)");
   if (a.features == "inception" && a.inception.empty())
     fail("--features inception needs --inception FILE: pytorch-fid's pt_inception-2015-12-05-6726825d.pth");
   if (a.k < 1) fail("--k must be >= 1");
-  set_threads(a.threads);
-  Log log(a.quiet);
-  const auto device = parse_device(a.device);
-  const bool mnist = a.features == "mnist";
+}
 
+// The two sides as given: --a (with --labels), and --b or --ref-stats.
+std::pair<Side, std::optional<Side>> load_sides(const EvalArgs& a) {
   Side sa{load_eval_input(a.a, a.key, a.cache_dir), {}, {}, {}};
   std::optional<Side> sb;
   if (!a.b.empty()) sb = Side{load_eval_input(a.b, a.key, a.cache_dir), {}, {}, {}};
@@ -70,109 +71,126 @@ void run_eval(const EvalArgs& a) {
     if (sa.input.labels.size(0) != sa.input.images.size(0))
       fail("--labels gives ", sa.input.labels.size(0), " labels for ", sa.input.images.size(0), " images in '", a.a, "'");
   }
-  log.stage("loaded " + sa.input.description + (sb ? "; reference: " + sb->input.description : ""));
+  return {std::move(sa), std::move(sb)};
+}
 
+// Features (and statistics, predictions) of every side that holds images, from the network asked for.
+struct Extractors {
   std::optional<MnistClassifier> clf;
   std::optional<FidInceptionV3> inception;
-  for (Side* s : {&sa, sb ? &*sb : nullptr}) {
-    if (!s) continue;
-    if (s->input.stats) {
-      s->stats = s->input.stats;
-      continue;
-    }
-    if (a.features == "adm-stats")
-      fail("--features adm-stats compares statistics files (mu, sigma), but '", s->input.source,
-           "' holds images; use --features inception --inception WEIGHTS for Inception-v3 features");
-    if (!mnist) {
-      if (!inception) {
-        inception = load_fid_inception(a.inception);
-        log.stage("loaded FID Inception-v3 from " + a.inception);
-      }
-      // ADM's evaluator runs Inception 64 images at a time; 299x299 activations need no more.
-      s->features = inception_features(*inception, s->input.images, std::min<int64_t>(a.batch, 64), device);
-      s->stats = feature_stats(s->features);
-      log.stage("Inception features of " + s->input.source);
-      continue;
-    }
-    if (!clf) {
-      clf = load_mnist_classifier(a.classifier);
-      log.stage("loaded classifier " + a.classifier + ": " + (*clf)->config().describe());
-    }
-    auto out = run_classifier(*clf, s->input.images, a.batch, device);
-    s->features = out.features;
-    s->predictions = out.predictions;
-    s->stats = feature_stats(out.features);
-    log.stage("features of " + s->input.source);
-  }
+};
 
-  nlohmann::json j;
-  j["features"] = a.features;
+void extract(const EvalArgs& a, Side& s, Extractors& ex, const torch::Device& device, Log& log) {
+  if (s.input.stats) {
+    s.stats = s.input.stats;
+    return;
+  }
+  if (a.features == "adm-stats")
+    fail("--features adm-stats compares statistics files (mu, sigma), but '", s.input.source,
+         "' holds images; use --features inception --inception WEIGHTS for Inception-v3 features");
+  if (a.features == "inception") {
+    if (!ex.inception) {
+      ex.inception = load_fid_inception(a.inception);
+      log.stage("loaded FID Inception-v3 from " + a.inception);
+    }
+    // ADM's evaluator runs Inception 64 images at a time; 299x299 activations need no more.
+    s.features = inception_features(*ex.inception, s.input.images, std::min<int64_t>(a.batch, 64), device);
+    s.stats = feature_stats(s.features);
+    log.stage("Inception features of " + s.input.source);
+    return;
+  }
+  if (!ex.clf) {
+    ex.clf = load_mnist_classifier(a.classifier);
+    log.stage("loaded classifier " + a.classifier + ": " + (*ex.clf)->config().describe());
+  }
+  auto out = run_classifier(*ex.clf, s.input.images, a.batch, device);
+  s.features = out.features;
+  s.predictions = out.predictions;
+  s.stats = feature_stats(out.features);
+  log.stage("features of " + s.input.source);
+}
+
+// FID and, between two image sets, improved precision/recall.
+void compare(const EvalArgs& a, const Side& sa, const Side& sb, Report& r) {
+  double fid = frechet_distance(*sa.stats, *sb.stats);
+  if (fid < 0 && fid > -1e-6) fid = 0;  // rounding of a zero distance, not a negative one
+  r.j["fid"] = fid;
+  r.lines.push_back("FID: " + fmt("%.4f", fid));
+  r.measured = true;
+  if (a.no_pr || !sa.features.defined() || !sb.features.defined()) return;
+  if (sa.features.size(0) <= a.k || sb.features.size(0) <= a.k) {
+    r.lines.push_back("precision/recall: skipped (needs more than k=" + std::to_string(a.k) + " images per set)");
+    return;
+  }
+  // The reference set plays ADM's reference batch: precision asks whether samples look real.
+  auto pr = precision_recall(sb.features, sa.features, a.k);
+  r.j["precision"] = pr.precision;
+  r.j["recall"] = pr.recall;
+  r.j["k"] = a.k;
+  r.lines.push_back("precision: " + fmt("%.4f", pr.precision) + "  recall: " + fmt("%.4f", pr.recall) + "  (k=" +
+                    std::to_string(a.k) + ")");
+}
+
+void class_accuracy(const Side& sa, const MnistClassifier& clf, Report& r) {
+  const int64_t classes = clf->config().classes;
+  auto lab = sa.input.labels;
+  if (lab.min().item<int64_t>() < 0 || lab.max().item<int64_t>() >= classes)
+    fail("labels must lie in [0, ", classes, ") for this classifier; found ", lab.min().item<int64_t>(), "..",
+         lab.max().item<int64_t>());
+  const int64_t correct = sa.predictions.eq(lab).sum().item<int64_t>(), n = lab.size(0);
+  const double acc = static_cast<double>(correct) / static_cast<double>(n);
+  r.j["accuracy"] = acc;
+  r.j["correct"] = correct;
+  r.j["labelled"] = n;
+  r.lines.push_back("class accuracy: " + fmt("%.2f%%", 100 * acc) + " (" + std::to_string(correct) + "/" +
+                    std::to_string(n) + ")");
+  r.measured = true;
+}
+
+void run_eval(const EvalArgs& a) {
+  check_args(a);
+  set_threads(a.threads);
+  Log log(a.quiet);
+  const auto device = parse_device(a.device);
+  auto [sa, sb] = load_sides(a);
+  log.stage("loaded " + sa.input.description + (sb ? "; reference: " + sb->input.description : ""));
+  Extractors ex;
+  extract(a, sa, ex, device, log);
+  if (sb) extract(a, *sb, ex, device, log);
+
+  Report r;
   auto side_json = [](const Side& s) {
     nlohmann::json o;
     o["source"] = s.input.source;
     o["images"] = s.input.images.defined() ? nlohmann::json(s.input.images.size(0)) : nlohmann::json(nullptr);
     return o;
   };
-  j["a"] = side_json(sa);
-  j["b"] = sb ? side_json(*sb) : nlohmann::json(nullptr);
-  j["fid"] = j["precision"] = j["recall"] = j["accuracy"] = nullptr;
-  std::vector<std::string> lines{"a: " + sa.input.description};
-  if (sb) lines.push_back("b: " + sb->input.description);
-  if (clf) lines.push_back("features: MNIST classifier fc1 (" + std::to_string((*clf)->config().features) + "-d)");
-  if (inception) lines.push_back("features: FID Inception-v3 pool3 (2048-d, pytorch-fid's port of the TF graph)");
-
-  bool measured = false;
+  r.j["features"] = a.features;
+  r.j["a"] = side_json(sa);
+  r.j["b"] = sb ? side_json(*sb) : nlohmann::json(nullptr);
+  r.j["fid"] = r.j["precision"] = r.j["recall"] = r.j["accuracy"] = nullptr;
+  r.lines.push_back("a: " + sa.input.description);
+  if (sb) r.lines.push_back("b: " + sb->input.description);
+  if (ex.clf) r.lines.push_back("features: MNIST classifier fc1 (" + std::to_string((*ex.clf)->config().features) + "-d)");
+  if (ex.inception) r.lines.push_back("features: FID Inception-v3 pool3 (2048-d, pytorch-fid's port of the TF graph)");
   if (sb) {
-    double fid = frechet_distance(*sa.stats, *sb->stats);
-    if (fid < 0 && fid > -1e-6) fid = 0;  // rounding of a zero distance, not a negative one
-    j["fid"] = fid;
-    lines.push_back("FID: " + fmt("%.4f", fid));
-    measured = true;
-    if (!a.no_pr && sa.features.defined() && sb->features.defined()) {
-      if (sa.features.size(0) > a.k && sb->features.size(0) > a.k) {
-        // The reference set plays ADM's reference batch: precision asks whether samples look real.
-        auto pr = precision_recall(sb->features, sa.features, a.k);
-        j["precision"] = pr.precision;
-        j["recall"] = pr.recall;
-        j["k"] = a.k;
-        lines.push_back("precision: " + fmt("%.4f", pr.precision) + "  recall: " + fmt("%.4f", pr.recall) +
-                        "  (k=" + std::to_string(a.k) + ")");
-      } else {
-        lines.push_back("precision/recall: skipped (needs more than k=" + std::to_string(a.k) + " images per set)");
-      }
-    }
+    compare(a, sa, *sb, r);
     log.stage("compared the two sets");
   }
   if (sa.input.labels.defined() && !sa.predictions.defined() && !a.labels.empty())
     fail("--labels: class accuracy needs the MNIST classifier (--features mnist)");
-  if (sa.input.labels.defined() && sa.predictions.defined()) {
-    const int64_t classes = (*clf)->config().classes;
-    auto lab = sa.input.labels;
-    if (lab.min().item<int64_t>() < 0 || lab.max().item<int64_t>() >= classes)
-      fail("labels must lie in [0, ", classes, ") for this classifier; found ", lab.min().item<int64_t>(), "..",
-           lab.max().item<int64_t>());
-    const int64_t correct = sa.predictions.eq(lab).sum().item<int64_t>(), n = lab.size(0);
-    const double acc = static_cast<double>(correct) / static_cast<double>(n);
-    j["accuracy"] = acc;
-    j["correct"] = correct;
-    j["labelled"] = n;
-    lines.push_back("class accuracy: " + fmt("%.2f%%", 100 * acc) + " (" + std::to_string(correct) + "/" +
-                    std::to_string(n) + ")");
-    measured = true;
-  }
+  if (sa.input.labels.defined() && sa.predictions.defined()) class_accuracy(sa, *ex.clf, r);
   if (!a.save_stats.empty()) {
     write_stats_npz(a.save_stats, *sa.stats);
-    lines.push_back("wrote statistics of a to " + a.save_stats);
-    measured = true;
+    r.lines.push_back("wrote statistics of a to " + a.save_stats);
+    r.measured = true;
   }
-  if (!measured)
+  if (!r.measured)
     fail("nothing to measure: give a reference (--b / --ref-stats) for FID, labels for class accuracy (--labels, "
          "or embedded in the samples), or --save-stats");
-  if (a.json) {
-    std::cout << j.dump(2) << "\n";
-  } else {
-    for (const auto& l : lines) std::cout << l << "\n";
-  }
+  if (a.json) std::cout << r.j.dump(2) << "\n";
+  else
+    for (const auto& l : r.lines) std::cout << l << "\n";
 }
 
 }  // namespace

@@ -1,8 +1,8 @@
-// `sparsedit flops`: the analytic cost of a DiT or SparseDiT, per segment and averaged over the
-// timesteps a sampler visits (a density schedule changes the sparse grid from step to step).
+// `sparsedit flops`: the analytic cost of a model of any family, dense or SparseDiT, per segment and
+// averaged over the timesteps a sampler visits (a density schedule changes the sparse grid from
+// step to step).
 #include <algorithm>
 #include <cstdio>
-#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -15,10 +15,10 @@
 #include "cli/commands.h"
 #include "diffusion/density_schedule.h"
 #include "diffusion/respace.h"
-#include "eval/flops.h"
 #include "io/checkpoint.h"
-#include "models/config.h"
+#include "models/registry.h"
 #include "util/error.h"
+#include "util/strings.h"
 
 namespace sdit::cli {
 namespace {
@@ -33,53 +33,119 @@ struct FlopsOptions {
 
 struct Resolved {
   std::string name;
-  DiTConfig cfg;
-  std::optional<SparseLayout> layout;  // set for a SparseDiT
+  ModelSpec spec;
+  LatentSpec latent;
 };
+
+// The latent side asked for: --latent-size, else --image-size over the VAE downscale.
+int64_t wanted_latent(const FlopsOptions& o, const LatentSpec& l) {
+  if (o.image_size < 0 || o.latent_size < 0) fail("flops: sizes must be positive");
+  if (o.latent_size > 0) return o.latent_size;
+  if (o.image_size == 0) return 0;
+  if (o.image_size % l.vae_downscale != 0)
+    fail("flops: --image-size ", o.image_size, " is not a multiple of ", l.vae_downscale,
+         " (the VAE downsamples by ", l.vae_downscale, "); use --latent-size for other inputs");
+  return o.image_size / l.vae_downscale;
+}
 
 Resolved resolve_model(const FlopsOptions& o) {
   if (o.model.empty() == o.ckpt.empty()) fail("flops: give exactly one of --model NAME or --ckpt FILE");
-  if (o.image_size < 0 || o.latent_size < 0) fail("flops: sizes must be positive");
-  if (o.image_size > 0 && o.latent_size == 0 && o.image_size % 8 != 0)
-    fail("flops: --image-size ", o.image_size, " is not a multiple of 8 (the VAE downsamples by 8); ",
-         "use --latent-size for other inputs");
-  const int64_t wanted_input = o.latent_size > 0 ? o.latent_size : o.image_size / 8;
-
   Resolved r;
   if (!o.model.empty()) {
     r.name = o.model;
-    r.cfg = dit_preset(o.model);
-    if (wanted_input == 0) fail("flops: --model needs --image-size PX (or --latent-size L)");
-    r.cfg.input_size = wanted_input;
-    if (o.num_heads > 0) r.cfg.num_heads = o.num_heads;
+    r.spec = preset_spec(o.model);
+    const int64_t side = wanted_latent(o, family(r.spec.family).latent(r.spec));
+    if (side == 0) fail("flops: --model needs --image-size PX (or --latent-size L)");
+    SpecOverrides ov;
+    ov.height = ov.width = side;
+    if (o.num_heads > 0) ov.num_heads = o.num_heads;
+    r.spec = family(r.spec.family).apply_overrides(r.spec, ov);
   } else {
     r.name = o.ckpt;
-    const StateDict sd = without_training_state(load_checkpoint(o.ckpt));
-    const auto det = detect_from_weights(sd, o.num_heads > 0 ? std::optional<int64_t>(o.num_heads) : std::nullopt);
-    r.cfg = det.config;
+    LoadOptions lo;
+    if (o.num_heads > 0) lo.num_heads = o.num_heads;
+    lo.heads_required = false;  // heads do not change the MACs
+    r.spec = detect_spec(native_state_dict(load_checkpoint(o.ckpt)), lo);
+    const LatentSpec l = family(r.spec.family).latent(r.spec);
     // pos_embed fixes the token grid, so the checkpoint cannot be costed at another size.
-    if (wanted_input > 0 && wanted_input != r.cfg.input_size)
-      fail("flops: ", o.ckpt, " has a ", r.cfg.input_size, "x", r.cfg.input_size, " latent (", r.cfg.input_size * 8,
-           " px) but the size asked for gives ", wanted_input);
-    if (det.family == ModelFamily::SparseDiT) {
-      if (!o.layout.empty() && SparseLayout::parse(o.layout, r.cfg.depth).str() != det.layout.str())
-        fail("flops: --layout ", o.layout, " differs from the checkpoint's layout ", det.layout.str());
-      r.layout = det.layout;
-    }
+    const int64_t side = wanted_latent(o, l);
+    if (side > 0 && l.fixed_size && side != l.height)
+      fail("flops: ", o.ckpt, " has a ", l.height, "x", l.width, " latent but the size asked for gives ", side);
+    if (r.spec.layout && !o.layout.empty() &&
+        SparseLayout::parse(o.layout, r.spec.layout->depth()).str() != r.spec.layout->str())
+      fail("flops: --layout ", o.layout, " differs from the checkpoint's layout ", r.spec.layout->str());
   }
-  if (r.cfg.input_size % r.cfg.patch_size != 0)
-    fail("flops: latent size ", r.cfg.input_size, " is not a multiple of patch size ", r.cfg.patch_size);
-  if (!o.layout.empty() && !o.sparse && !r.layout)
+  r.latent = family(r.spec.family).latent(r.spec);
+  const int64_t depth = r.spec.config.value("depth", int64_t{0});
+  if (!o.layout.empty() && !o.sparse && !r.spec.layout)
     fail("flops: --layout describes a SparseDiT; add --sparse (or pass a SparseDiT checkpoint)");
-  if (o.sparse && !r.layout)
-    r.layout = o.layout.empty() ? SparseLayout::default_for_depth(r.cfg.depth) : SparseLayout::parse(o.layout, r.cfg.depth);
+  if (o.sparse && !r.spec.layout)
+    r.spec.layout = o.layout.empty() ? SparseLayout::default_for_depth(depth) : SparseLayout::parse(o.layout, depth);
   return r;
 }
 
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
+// One column per sparse grid the sampler actually visits, most tokens (data end) first.
+struct Table {
+  std::vector<Grid> grids;
+  std::vector<int64_t> steps;
+  std::vector<FlopsReport> reports;
+  double mean = 0, dense = 0;
+};
+
+Table compute(const Resolved& r, const DensitySchedule& sched, const std::vector<int64_t>& timesteps) {
+  const Family& f = family(r.spec.family);
+  const Grid dense = r.latent.grid();
+  std::map<Grid, int64_t> per_grid;
+  for (const int64_t t : timesteps) ++per_grid[sched.grid_at(static_cast<double>(t))];
+  Table tb;
+  double sum = 0;
+  for (const auto& [g, n] : per_grid) {
+    tb.grids.push_back(g);
+    tb.steps.push_back(n);
+    tb.reports.push_back(f.flops(r.spec, dense, g));
+    sum += tb.reports.back().gmacs() * static_cast<double>(n);
+  }
+  tb.mean = sum / static_cast<double>(timesteps.size());
+  ModelSpec dense_spec = r.spec;
+  dense_spec.layout.reset();
+  tb.dense = f.flops(dense_spec, dense, dense).gmacs();
+  return tb;
+}
+
+void print_json(const Resolved& r, const DensitySchedule& sched, const std::vector<int64_t>& timesteps, const Table& tb) {
+  nlohmann::ordered_json j;
+  const Grid dense = r.latent.grid();
+  j["model"] = r.name;
+  j["family"] = display_name(r.spec);
+  j["layout"] = r.spec.layout ? nlohmann::ordered_json(r.spec.layout->str()) : nlohmann::ordered_json(nullptr);
+  j["input_size"] = r.latent.height;
+  j["patch_size"] = r.latent.patch;
+  j["hidden_size"] = r.spec.config.value("hidden_size", int64_t{0});
+  j["depth"] = r.spec.config.value("depth", int64_t{0});
+  j["tokens"] = dense.tokens();
+  j["density"] = sched.spec();
+  j["schedule"] = sched.describe();
+  j["sampling_steps"] = timesteps.size();
+  auto sides = nlohmann::ordered_json::array();
+  for (const auto& g : tb.grids) sides.push_back(g.square() && g.frames == 1 ? nlohmann::ordered_json(g.h)
+                                                                             : nlohmann::ordered_json(g.str()));
+  j["sides"] = sides;
+  j["steps_per_side"] = tb.steps;
+  std::vector<double> totals;
+  for (const auto& rep : tb.reports) totals.push_back(rep.gmacs());
+  j["gmacs_per_side"] = totals;
+  auto segs = nlohmann::ordered_json::array();
+  for (size_t i = 0; i < tb.reports[0].segments.size(); ++i) {
+    std::vector<double> per_side;
+    for (const auto& rep : tb.reports) per_side.push_back(rep.segments[i].macs / 1e9);
+    segs.push_back({{"name", tb.reports[0].segments[i].name},
+                    {"blocks", tb.reports[0].segments[i].blocks},
+                    {"gmacs_per_side", per_side}});
+  }
+  j["segments"] = segs;
+  j["gmacs"] = tb.mean;
+  j["dense_gmacs"] = tb.dense;
+  std::cout << j.dump(2) << "\n";
 }
 
 std::string pad(const std::string& s, size_t w, bool left = false) {
@@ -87,109 +153,63 @@ std::string pad(const std::string& s, size_t w, bool left = false) {
   return left ? s + std::string(w - s.size(), ' ') : std::string(w - s.size(), ' ') + s;
 }
 
-void run_flops(const FlopsOptions& o) {
-  const Resolved r = resolve_model(o);
-  const DiTConfig& cfg = r.cfg;
-  const int64_t grid = cfg.grid();
-  const SparseLayout* layout = r.layout ? &*r.layout : nullptr;
-  if (!layout && !o.density.empty() && o.density != "full")
-    fail("flops: --density needs a SparseDiT (--sparse, or a SparseDiT checkpoint)");
-  const std::string spec = !o.density.empty() ? o.density : layout ? default_density(cfg.tokens()) : "full";
-  const auto sched = DensitySchedule::parse(spec, grid, kDiffusionSteps);
-  const auto timesteps = space_timesteps(kDiffusionSteps, o.steps);
-
-  // One column per grid side the sampler actually visits, most tokens (data end) first.
-  std::map<int64_t, int64_t, std::greater<>> steps_per_side;
-  for (const int64_t t : timesteps) ++steps_per_side[layout ? sched.side_at(t) : grid];
-  std::vector<int64_t> sides;
-  std::vector<FlopsReport> reports;
-  for (const auto& [s, n] : steps_per_side) {
-    sides.push_back(s);
-    reports.push_back(layout ? sparse_flops(cfg, *layout, s) : dense_flops(cfg));
-  }
-  const double mean = mean_gmacs(cfg, layout, sched, timesteps);
-  const double dense = dense_flops(cfg).total_macs / 1e9;
-
-  if (o.json) {
-    nlohmann::ordered_json j;
-    j["model"] = r.name;
-    j["family"] = layout ? "SparseDiT" : "DiT";
-    j["layout"] = layout ? nlohmann::ordered_json(layout->str()) : nlohmann::ordered_json(nullptr);
-    j["input_size"] = cfg.input_size;
-    j["patch_size"] = cfg.patch_size;
-    j["hidden_size"] = cfg.hidden_size;
-    j["depth"] = cfg.depth;
-    j["tokens"] = cfg.tokens();
-    j["density"] = sched.spec();
-    j["schedule"] = sched.describe();
-    j["sampling_steps"] = timesteps.size();
-    j["sides"] = sides;
-    std::vector<int64_t> counts;
-    std::vector<double> totals;
-    for (size_t c = 0; c < sides.size(); ++c) {
-      counts.push_back(steps_per_side[sides[c]]);
-      totals.push_back(reports[c].total_macs / 1e9);
-    }
-    j["steps_per_side"] = counts;
-    j["gmacs_per_side"] = totals;
-    auto segs = nlohmann::ordered_json::array();
-    for (size_t i = 0; i < reports[0].segments.size(); ++i) {
-      std::vector<double> per_side;
-      for (const auto& rep : reports) per_side.push_back(rep.segments[i].macs / 1e9);
-      segs.push_back({{"name", reports[0].segments[i].name},
-                      {"blocks", reports[0].segments[i].blocks},
-                      {"gmacs_per_side", per_side}});
-    }
-    j["segments"] = segs;
-    j["gmacs"] = mean;
-    j["dense_gmacs"] = dense;
-    std::cout << j.dump(2) << "\n";
-    return;
-  }
-
-  std::cout << r.name << ": " << (layout ? "SparseDiT " + layout->str() : std::string("DiT")) << ", latent "
-            << cfg.input_size << "x" << cfg.input_size << " (" << cfg.input_size * 8 << " px), patch "
-            << cfg.patch_size << ", " << grid << "x" << grid << " = " << cfg.tokens() << " tokens, hidden "
-            << cfg.hidden_size << ", depth " << cfg.depth << "\n";
-  if (layout) std::cout << "density " << sched.describe() << "\n";
+void print_table(const Resolved& r, const DensitySchedule& sched, const std::vector<int64_t>& timesteps,
+                 const Table& tb) {
+  const Grid dense = r.latent.grid();
+  std::cout << r.name << ": " << describe_line(r.spec) << ", " << dense.str() << " = " << dense.tokens() << " tokens\n";
+  if (r.spec.layout) std::cout << "density " << sched.describe() << "\n";
   std::cout << "GMACs of one forward for one sample (multiply-accumulates, as DiT reports GFLOPs)\n\n";
-
   const size_t name_w = 18, col_w = 17;
   std::cout << pad("segment", name_w, true) << pad("blocks", 7);
-  for (const int64_t s : sides) std::cout << pad(std::to_string(s) + "x" + std::to_string(s), col_w);
+  for (const auto& g : tb.grids) std::cout << pad(g.str(), col_w);
   std::cout << "\n";
-  for (size_t i = 0; i < reports[0].segments.size(); ++i) {
-    const auto& seg = reports[0].segments[i];
+  for (size_t i = 0; i < tb.reports[0].segments.size(); ++i) {
+    const auto& seg = tb.reports[0].segments[i];
     std::cout << pad(seg.name, name_w, true) << pad(seg.blocks ? std::to_string(seg.blocks) : "", 7);
-    for (const auto& rep : reports)
-      std::cout << pad(fmt("%.3f", rep.segments[i].macs / 1e9) + fmt(" %5.1f%%", 100.0 * rep.segments[i].macs / rep.total_macs), col_w);
+    for (const auto& rep : tb.reports)
+      std::cout << pad(fmt("%.3f", rep.segments[i].macs / 1e9) + fmt(" %5.1f%%", 100.0 * rep.segments[i].macs / rep.total_macs),
+                       col_w);
     std::cout << "\n";
   }
   std::cout << pad("total", name_w, true) << pad("", 7);
-  for (const auto& rep : reports) std::cout << pad(fmt("%.2f", rep.total_macs / 1e9) + "       ", col_w);
+  for (const auto& rep : tb.reports) std::cout << pad(fmt("%.2f", rep.gmacs()) + "       ", col_w);
   std::cout << "\n" << pad("sampling steps", name_w, true) << pad("", 7);
-  for (const int64_t s : sides) std::cout << pad(std::to_string(steps_per_side[s]) + "       ", col_w);
-  std::cout << "\n\nmean over " << timesteps.size() << " sampling steps: " << fmt("%.2f", mean)
+  for (const int64_t n : tb.steps) std::cout << pad(std::to_string(n) + "       ", col_w);
+  std::cout << "\n\nmean over " << timesteps.size() << " sampling steps: " << fmt("%.2f", tb.mean)
             << " GMACs per forward per sample (twice that per step with classifier-free guidance)";
-  if (layout) std::cout << "; dense DiT " << fmt("%.2f", dense) << " (" << fmt("%+.1f%%", 100.0 * (mean / dense - 1.0)) << ")";
+  if (r.spec.layout)
+    std::cout << "; dense " << fmt("%.2f", tb.dense) << " (" << fmt("%+.1f%%", 100.0 * (tb.mean / tb.dense - 1.0)) << ")";
   std::cout << "\n";
+}
+
+void run_flops(const FlopsOptions& o) {
+  const Resolved r = resolve_model(o);
+  if (!r.spec.layout && !o.density.empty() && o.density != "full")
+    fail("flops: --density needs a SparseDiT (--sparse, or a SparseDiT checkpoint)");
+  const std::string spec = !o.density.empty() ? o.density : r.spec.layout ? kDefaultDensity : "full";
+  const auto sched = DensitySchedule::parse(spec, r.latent.grid(), kDiffusionSteps);
+  const auto timesteps = space_timesteps(kDiffusionSteps, o.steps);
+  const Table tb = compute(r, sched, timesteps);
+  if (o.json) print_json(r, sched, timesteps, tb);
+  else print_table(r, sched, timesteps, tb);
 }
 
 }  // namespace
 
 void register_flops(CLI::App& app) {
   auto opts = std::make_shared<FlopsOptions>();
-  auto* cmd = app.add_subcommand("flops", "Analytic GMACs of a DiT or SparseDiT, per segment and per sampling run");
+  auto* cmd = app.add_subcommand("flops", "Analytic GMACs of a model (dense or SparseDiT), per segment and per sampling run");
   auto* model = cmd->add_option("--model", opts->model, "Published config: DiT-S/2 ... DiT-XL/8");
-  auto* ckpt = cmd->add_option("--ckpt", opts->ckpt, "Checkpoint to read the config from (a SparseDiT one implies --sparse)");
+  auto* ckpt = cmd->add_option("-m,--ckpt", opts->ckpt, "Checkpoint to read the config from (a SparseDiT one implies --sparse)");
   model->excludes(ckpt);
-  cmd->add_option("--image-size", opts->image_size, "Image side in pixels (latent = image / 8)");
-  cmd->add_option("--latent-size", opts->latent_size, "Latent side, overriding image-size / 8");
-  cmd->add_flag("--sparse", opts->sparse, "Cost the SparseDiT built from this DiT");
+  cmd->add_option("--image-size", opts->image_size, "Image side in pixels (latent = image / the VAE's downscale)");
+  cmd->add_option("--latent-size", opts->latent_size, "Latent side, overriding --image-size");
+  cmd->add_flag("--sparse", opts->sparse, "Cost the SparseDiT built from this model");
   cmd->add_option("--layout", opts->layout, "SparseDiT layout P:SxG,N,R,D:T (default: by depth, 2:4x1,3,1,1:2 for XL)");
   cmd->add_option("--density", opts->density,
-                  "full | fixed:S | range:RMIN,RMAX | sides:a,b,c,d | per-step:RMIN,RMAX (default range:0.61,0.86)");
-  cmd->add_option("--num-sampling-steps", opts->steps, "Respacing of the 1000 steps: N, N1,N2,... or ddimN")
+                  "full | fixed:S | fixed:HxW | range:RMIN,RMAX | sides:a,b,c,d | per-step:RMIN,RMAX "
+                  "(default range:0.61,0.86)");
+  cmd->add_option("--num-sampling-steps,--steps", opts->steps, "Respacing of the 1000 steps: N, N1,N2,... or ddimN")
       ->capture_default_str();
   cmd->add_flag("--json", opts->json, "Print one JSON object instead of the table");
   cmd->add_option("--num-heads", opts->num_heads, "Head count for checkpoints whose width has no default");

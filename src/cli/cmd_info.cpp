@@ -5,7 +5,7 @@
 #include "cli/commands.h"
 #include "io/checkpoint.h"
 #include "io/image.h"
-#include "models/config.h"
+#include "models/registry.h"
 #include "util/error.h"
 
 namespace sdit::cli {
@@ -19,31 +19,36 @@ struct InfoArgs {
 
 void print_checkpoint(const InfoArgs& a) {
   const auto raw = load_checkpoint(a.ckpt);
-  const auto sd = without_training_state(raw);
+  const auto sd = native_state_dict(raw);
   std::map<std::string, int64_t> dtypes;
   for (auto& k : sd.keys()) dtypes[std::string(c10::toString(sd.at(k).scalar_type()))] += 1;
   std::cout << "file:        " << a.ckpt << "\n";
   std::cout << "tensors:     " << sd.size() << "\n";
   std::cout << "parameters:  " << sd.numel() << "\n";
-  if (raw.size() != sd.size())
-    std::cout << "train state: " << raw.size() - sd.size() << " tensors (optimiser, raw weights, RNG; the model above is the EMA)\n";
+  const auto model_tensors = without_training_state(raw).size();
+  if (raw.size() != model_tensors)
+    std::cout << "train state: " << raw.size() - model_tensors
+              << " tensors (optimiser, raw weights, RNG; the model above is the EMA)\n";
+  if (sd.metadata.count("source_format")) std::cout << "layout:      " << sd.metadata.at("source_format") << " (renamed)\n";
   std::cout << "dtypes:      ";
   for (auto& [d, n] : dtypes) std::cout << d << " x" << n << " ";
   std::cout << "\n";
-  std::optional<int64_t> heads;
-  if (a.num_heads > 0) heads = a.num_heads;
-  auto det = detect_from_weights(sd, heads);
-  const auto& c = det.config;
-  std::cout << "family:      " << (det.family == ModelFamily::SparseDiT ? "SparseDiT" : "DiT") << "\n";
-  std::cout << "hidden size: " << c.hidden_size << "\n";
-  std::cout << "depth:       " << c.depth << "\n";
-  std::cout << "heads:       " << (det.heads_known ? std::to_string(c.num_heads) : "unknown (pass --num-heads)") << "\n";
-  std::cout << "patch size:  " << c.patch_size << "\n";
-  std::cout << "input:       " << c.in_channels << "x" << c.input_size << "x" << c.input_size << " (" << c.grid()
-            << "x" << c.grid() << " = " << c.tokens() << " tokens)\n";
-  std::cout << "classes:     " << c.num_classes << "\n";
-  std::cout << "learn sigma: " << (c.learn_sigma ? "yes" : "no") << " (" << c.out_channels() << " output channels)\n";
-  if (det.family == ModelFamily::SparseDiT) std::cout << "layout:      " << det.layout.str() << "\n";
+  LoadOptions lo;
+  if (a.num_heads > 0) lo.num_heads = a.num_heads;
+  lo.heads_required = false;  // describe what can be read; the head count may stay unknown
+  const ModelSpec spec = [&] {
+    try {
+      return detect_spec(sd, lo);
+    } catch (const Error& e) {
+      fail(a.ckpt, ": ", e.what());
+    }
+  }();
+  std::cout << "family:      " << display_name(spec) << "\n";
+  for (const auto& [k, v] : family(spec.family).describe(spec)) {
+    std::string label = k + ":";
+    label.resize(std::max<size_t>(label.size() + 1, 13), ' ');
+    std::cout << label << v << "\n";
+  }
   for (auto& [k, v] : sd.metadata) std::cout << "meta " << k << ": " << (v.size() > 300 ? v.substr(0, 300) + "..." : v) << "\n";
 }
 

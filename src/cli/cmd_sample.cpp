@@ -9,13 +9,14 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "diffusion/pipeline.h"
-#include "eval/npz.h"
+#include "data/npz.h"
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "models/model.h"
 #include "models/vae.h"
 #include "util/compat.h"
 #include "util/error.h"
+#include "util/strings.h"
 
 namespace sdit::cli {
 
@@ -33,41 +34,33 @@ struct SampleArgs {
   bool given(const std::string& name) const { return opts.at(name)->count() > 0; }
 };
 
-void check_sizes(const SampleArgs& a, const DiTConfig& c, bool latent_space) {
-  if (a.latent_size > 0 && a.latent_size != c.input_size)
-    fail("--latent-size ", a.latent_size, " does not match the checkpoint's input size ", c.input_size);
-  if (a.image_size > 0) {
-    const int64_t expect = latent_space ? a.image_size / 8 : a.image_size;
-    if (expect != c.input_size || (latent_space && a.image_size % 8))
-      fail("--image-size ", a.image_size, " does not match the checkpoint: it samples ", c.input_size, "x",
-           c.input_size, latent_space ? " latents (image size " + std::to_string(c.input_size * 8) + ")" : " images");
-  }
-  if (a.num_classes > 0 && a.num_classes != c.num_classes)
-    fail("--num-classes ", a.num_classes, " does not match the checkpoint's ", c.num_classes, " classes");
+void check_sizes(const SampleArgs& a, const LatentSpec& l) {
+  if (a.latent_size > 0 && a.latent_size != l.height)
+    fail("--latent-size ", a.latent_size, " does not match the checkpoint's input size ", l.height);
+  if (a.image_size > 0 && (a.image_size % l.vae_downscale != 0 || a.image_size / l.vae_downscale != l.height))
+    fail("--image-size ", a.image_size, " does not match the checkpoint: it samples ", l.height, "x", l.width,
+         l.latent_space() ? " latents (image size " + std::to_string(l.height * l.vae_downscale) + ")" : " images");
+  if (a.num_classes > 0 && a.num_classes != l.num_classes)
+    fail("--num-classes ", a.num_classes, " does not match the checkpoint's ", l.num_classes, " classes");
 }
 
-std::string join(const std::vector<int64_t>& v) {
-  std::ostringstream os;
-  for (size_t i = 0; i < v.size(); ++i) os << (i ? "," : "") << v[i];
-  return os.str();
+// The conditioning of the samples from the flags: class labels for a class-conditional model.
+Conditioning conditioning_from_flags(const SampleArgs& a, const LatentSpec& l) {
+  Conditioning c;
+  if (l.cond == CondKind::ClassLabel) c.labels = torch::tensor(parse_int_list(a.labels, "class label"), torch::kLong);
+  return c;
 }
 
-void run_sample(SampleArgs& a) {
-  set_threads(a.threads);
-  Log log(a.quiet);
-  const auto device = parse_device(a.device);
-  std::optional<int64_t> heads;
-  if (a.num_heads > 0) heads = a.num_heads;
-  Model model = Model::load(a.ckpt, heads);
-  model.to(device);
-  const auto& cfg = model.config();
-  log.stage("loaded " + model.describe() + " from " + a.ckpt);
+std::string labels_text(const SamplingRequest& req) {
+  if (!req.cond.labels.defined()) return "";
+  const auto l = req.cond.labels.to(torch::kCPU);
+  return join(std::vector<int64_t>(l.data_ptr<int64_t>(), l.data_ptr<int64_t>() + l.numel()));
+}
 
-  const bool latent_space = cfg.in_channels == 4;
-  check_sizes(a, cfg, latent_space);
+SamplingRequest make_request(const SampleArgs& a, const Model& model, const torch::Device& device, const Log& log) {
   if (a.cfg_channels != "3" && a.cfg_channels != "all") fail("--cfg-channels must be 3 or all, got '", a.cfg_channels, "'");
   SamplingRequest req;
-  req.labels = parse_int_list(a.labels, "class label");
+  req.cond = conditioning_from_flags(a, model.latent());
   req.steps = a.steps;
   req.sampler = a.sampler;
   req.eta = a.eta;
@@ -78,24 +71,23 @@ void run_sample(SampleArgs& a) {
   std::set<std::string> given;
   for (auto name : {"steps", "sampler", "density", "cfg_channels", "cfg_scale", "eta"})
     if (a.given(name)) given.insert(name);
-  apply_recommended(model, req, given);
-  const std::string channels = req.guided_channels < 0 ? "all" : "3";
+  for (const auto& w : apply_recommended(model, req, given)) log.info("warning: " + w);
   req.seed = a.seed;
   req.batch_size = a.batch_size;
   req.device = device;
-  const auto& labels = req.labels;
-  const int64_t n = static_cast<int64_t>(labels.size());
-  const bool use_cfg = req.cfg_scale != 1.0;
+  return req;
+}
 
-  compat::cuda_reset_peak(device);
-  // Each run's bar starts its clock when the previous run ends, so s/it covers the first step too.
-  const int64_t runs = a.batch_size > 0 ? (n + a.batch_size - 1) / a.batch_size : 1;
+// run_sampling with a one-line progress bar per run; each bar starts its clock when the previous
+// run ends, so s/it covers the first step too.
+SamplingResult sample_with_progress(Model& model, const SamplingRequest& req, bool quiet) {
+  const int64_t n = req.samples();
+  const int64_t runs = req.batch_size > 0 ? (n + req.batch_size - 1) / req.batch_size : 1;
   auto make_bar = [&](int64_t run) {
-    return std::make_unique<ProgressBar>("sampling " + std::to_string(run + 1) + "/" + std::to_string(runs),
-                                         0, a.quiet);
+    return std::make_unique<ProgressBar>("sampling " + std::to_string(run + 1) + "/" + std::to_string(runs), 0, quiet);
   };
   auto bar = make_bar(0);
-  auto res = run_sampling(model, req, [&](int64_t run, int64_t, int64_t step, int64_t total) {
+  return run_sampling(model, req, [&](int64_t run, int64_t, int64_t step, int64_t total) {
     bar->set_total(total);
     bar->update(step);
     if (step == total) {
@@ -103,65 +95,89 @@ void run_sample(SampleArgs& a) {
       bar = make_bar(run + 1);
     }
   });
-  const double wall = res.seconds;
-  auto samples = res.samples;
-  log.stage("sampled " + std::to_string(n) + " images, " + std::to_string(res.steps) + " steps, " + req.sampler);
+}
 
+// --save-latents, the decoded images (--vae, or the samples of a pixel-space model), --save-npz, -o.
+void write_outputs(const SampleArgs& a, const Model& model, const SamplingRequest& req, const SamplingResult& res,
+                   const torch::Device& device, Log& log) {
+  const std::string labels = labels_text(req);
   if (!a.save_latents.empty()) {
     StateDict out;
-    out.set("latents", samples.contiguous());
+    out.set("latents", res.samples.contiguous());
     out.metadata["seed"] = std::to_string(a.seed);
-    out.metadata["class_labels"] = join(labels);
+    if (!labels.empty()) out.metadata["class_labels"] = labels;
     write_safetensors(a.save_latents, out);
     log.stage("saved latents to " + a.save_latents);
   }
-
-  std::ostringstream params;
-  params << "model: " << model.describe() << "; ckpt: " << a.ckpt << "; seed: " << a.seed << "; steps: " << req.steps
-         << "; sampler: " << req.sampler << "; cfg_scale: " << req.cfg_scale << " (" << channels
-         << " channels); density: " << res.density_description << "; class_labels: " << join(labels);
   torch::Tensor images;
   if (a.vae != "none") {
     auto vae = load_vae(a.vae);
     vae->to(device);
-    images = vae->decode_latents(samples.to(device)).to(torch::kCPU);
+    images = vae->decode_latents(res.samples.to(device)).to(torch::kCPU);
     log.stage("decoded with the VAE in " + a.vae);
-  } else if (!latent_space) {
-    images = samples;  // pixel-space model: the samples are the images
+  } else if (!model.latent().latent_space()) {
+    images = res.samples;  // pixel-space model: the samples are the images
   }
   if (!a.save_npz.empty()) {
     if (!images.defined()) fail("--save-npz needs decoded images: pass --vae DIR for a latent model");
-    write_npz_images(a.save_npz, images, torch::tensor(labels, torch::kLong));
+    write_npz_images(a.save_npz, images, req.cond.labels.defined() ? req.cond.labels.cpu() : torch::Tensor());
     log.stage("wrote " + a.save_npz + " (arr_0 uint8 NHWC, arr_1 labels)");
   }
   if (images.defined()) {
+    std::ostringstream params;
+    params << "model: " << model.describe() << "; ckpt: " << a.ckpt << "; seed: " << a.seed << "; steps: " << req.steps
+           << "; sampler: " << req.sampler << "; cfg_scale: " << req.cfg_scale << " ("
+           << (req.guided_channels < 0 ? "all" : "3") << " channels); density: " << res.density_description;
+    if (!labels.empty()) params << "; class_labels: " << labels;
     save_image_grid(images, a.nrow, a.output, {{"parameters", params.str()}});
     log.stage("wrote " + a.output);
   } else if (a.given("output")) {
     fail("--output needs --vae DIR to decode this model's latents (or use --save-latents)");
   }
+}
 
-  // Summary: sides used, time-averaged tokens and MACs per forward of one sample.
+// Sides used, time-averaged tokens and MACs per forward of one sample, wall time.
+void print_summary(const Model& model, const SamplingRequest& req, const SamplingResult& res, const torch::Device& device) {
   double tokens = 0, calls = 0;
   std::ostringstream sides;
-  for (auto& [side, cnt] : res.side_calls) {
-    tokens += static_cast<double>(side * side) * cnt;
+  for (auto& [grid, cnt] : res.grid_calls) {
+    tokens += static_cast<double>(grid.tokens()) * cnt;
     calls += cnt;
-    sides << (sides.tellp() > 0 ? ", " : "") << side << "x" << side << " (" << cnt << " calls)";
+    sides << (sides.tellp() > 0 ? ", " : "") << grid.str() << " (" << cnt << " calls)";
   }
-  if (!a.quiet) {
-    std::printf("model:      %s\n", model.describe().c_str());
-    std::printf("sampler:    %s, %lld steps (%s), cfg %.3g on %s channels\n", req.sampler.c_str(),
-                (long long)res.steps, req.steps.c_str(), req.cfg_scale, channels.c_str());
-    std::printf("density:    %s\n", res.density_description.c_str());
-    std::printf("grid sides: %s\n", sides.str().c_str());
-    std::printf("tokens:     %.1f mean per forward (dense %lld)\n", calls > 0 ? tokens / calls : 0.0,
-                (long long)cfg.tokens());
-    std::printf("GMACs:      %.3f mean per forward of one sample%s\n", res.mean_gmacs, use_cfg ? " (x2 with CFG)" : "");
-    std::printf("wall time:  %.2f s, %.3f img/s, %.3f s/step\n", wall, n / wall, wall / (res.steps * res.runs));
-    const auto peak = compat::cuda_peak_bytes(device);
-    if (peak >= 0) std::printf("peak GPU memory: %.1f MiB\n", peak / 1048576.0);
-  }
+  const double wall = res.seconds, n = static_cast<double>(req.samples());
+  std::printf("model:      %s\n", model.describe().c_str());
+  std::printf("sampler:    %s, %lld steps (%s), cfg %.3g on %s channels\n", req.sampler.c_str(), (long long)res.steps,
+              req.steps.c_str(), req.cfg_scale, req.guided_channels < 0 ? "all" : "3");
+  std::printf("density:    %s\n", res.density_description.c_str());
+  std::printf("grid sides: %s\n", sides.str().c_str());
+  std::printf("tokens:     %.1f mean per forward (dense %lld)\n", calls > 0 ? tokens / calls : 0.0,
+              (long long)model.grid().tokens());
+  std::printf("GMACs:      %.3f mean per forward of one sample%s\n", res.mean_gmacs,
+              req.cfg_scale != 1.0 ? " (x2 with CFG)" : "");
+  std::printf("wall time:  %.2f s, %.3f img/s, %.3f s/step\n", wall, n / wall,
+              wall / static_cast<double>(res.steps * res.runs));
+  const auto peak = compat::cuda_peak_bytes(device);
+  if (peak >= 0) std::printf("peak GPU memory: %.1f MiB\n", peak / 1048576.0);
+}
+
+void run_sample(SampleArgs& a) {
+  set_threads(a.threads);
+  Log log(a.quiet);
+  const auto device = parse_device(a.device);
+  LoadOptions lo;
+  if (a.num_heads > 0) lo.num_heads = a.num_heads;
+  Model model = Model::load(a.ckpt, lo);
+  model.to(device);
+  log.stage("loaded " + model.describe() + " from " + a.ckpt);
+  check_sizes(a, model.latent());
+  const SamplingRequest req = make_request(a, model, device, log);
+  compat::cuda_reset_peak(device);
+  const auto res = sample_with_progress(model, req, a.quiet);
+  log.stage("sampled " + std::to_string(req.samples()) + " images, " + std::to_string(res.steps) + " steps, " +
+            req.sampler);
+  write_outputs(a, model, req, res, device, log);
+  if (!a.quiet) print_summary(model, req, res, device);
 }
 
 }  // namespace

@@ -141,7 +141,7 @@ void register_train(CLI::App& app) {
   o["global_batch_size"] = c->add_option("--global-batch-size", t.global_batch_size, "samples per step")
                                ->capture_default_str();
   o["steps"] = c->add_option("--steps", t.steps, "train until this step")->capture_default_str();
-  o["seed"] = c->add_option("--seed", t.seed, "seed of the init, the data order and the noise")->capture_default_str();
+  o["seed"] = c->add_option("-s,--seed", t.seed, "seed of the init, the data order and the noise")->capture_default_str();
   o["results_dir"] = c->add_option("--results-dir", t.results_dir, "checkpoints/, samples/, log.jsonl go here")
                          ->capture_default_str();
   o["ckpt_every"] = c->add_option("--ckpt-every", t.ckpt_every, "checkpoint interval (0: only the last)")

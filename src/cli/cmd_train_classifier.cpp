@@ -6,9 +6,9 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "eval/mnist_classifier.h"
+#include "models/mnist_classifier.h"
 #include "train/classifier_train.h"
-#include "train/mnist.h"
+#include "data/mnist.h"
 #include "util/error.h"
 
 namespace sdit::cli {
@@ -60,11 +60,11 @@ void register_train_classifier(CLI::App& app) {
   auto* c = app.add_subcommand("train-classifier", "Train the MNIST classifier used by eval --features mnist");
   c->add_option("--data", a->data, "dataset (mnist)")->capture_default_str();
   c->add_option("--cache-dir", a->cache_dir, "MNIST download cache (default: ~/.cache/sparsedit)");
-  c->add_option("-o,--out", a->out, "output .safetensors")->capture_default_str();
+  c->add_option("-o,--output,--out", a->out, "output .safetensors")->capture_default_str();
   c->add_option("--epochs", a->opt.epochs, "passes over the training digits")->capture_default_str();
   c->add_option("--batch-size", a->opt.batch_size, "images per Adam step")->capture_default_str();
   c->add_option("--lr", a->opt.lr, "peak Adam learning rate (cosine decay)")->capture_default_str();
-  c->add_option("--seed", a->opt.seed, "random seed (init, shuffling, shifts)")->capture_default_str();
+  c->add_option("-s,--seed", a->opt.seed, "random seed (init, shuffling, shifts)")->capture_default_str();
   c->add_option("--limit", a->opt.limit, "train on a random subset of this many digits (0 = all)")->capture_default_str();
   c->add_option("--shift", a->opt.shift, "random translation augmentation, in pixels")->capture_default_str();
   c->add_option("--channels", a->channels, "output channels of the conv blocks")->capture_default_str();

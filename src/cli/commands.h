@@ -15,5 +15,7 @@ void register_train(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_train_classifier(CLI::App& app);
+void register_dist_check(CLI::App& app);
+void register_encode_text(CLI::App& app);
 
 }  // namespace sdit::cli

@@ -43,7 +43,6 @@ void Log::info(const std::string& message) const {
   if (!quiet_) std::fprintf(stderr, "%s\n", message.c_str());
 }
 
-double Log::elapsed() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
 
 ProgressBar::ProgressBar(std::string label, int64_t total, bool quiet)
     : label_(std::move(label)), total_(total), quiet_(quiet), start_(std::chrono::steady_clock::now()) {}

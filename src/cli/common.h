@@ -22,7 +22,6 @@ class Log {
   // Prints "[  1.23s] message (stage 0.45s)" and starts the next stage's clock.
   void stage(const std::string& message);
   void info(const std::string& message) const;
-  double elapsed() const;
 
  private:
   using Clock = std::chrono::steady_clock;

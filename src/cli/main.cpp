@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
   sdit::cli::register_bench(app);
   sdit::cli::register_eval(app);
   sdit::cli::register_train_classifier(app);
+  sdit::cli::register_dist_check(app);
+  sdit::cli::register_encode_text(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -8,29 +8,13 @@
 #include <tuple>
 
 #include "util/error.h"
+#include "util/strings.h"
 
 namespace sdit {
 namespace {
 
 const char* kForms =
     "expected one of: full | fixed:S | range:RMIN,RMAX | sides:a,b,c,d | per-step:RMIN,RMAX";
-
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  const auto e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
-
-std::vector<std::string> split_commas(const std::string& s) {
-  std::vector<std::string> out;
-  std::string cur;
-  std::istringstream is(s);
-  while (std::getline(is, cur, ',')) out.push_back(trim(cur));
-  // getline drops a trailing empty field; keep it so "1,2," is reported as malformed.
-  if (!s.empty() && s.back() == ',') out.push_back("");
-  return out;
-}
 
 double parse_rate(const std::string& text, const std::string& spec) {
   if (text.empty()) fail("density '", spec, "': empty pruning rate; ", kForms);
@@ -44,7 +28,7 @@ double parse_rate(const std::string& text, const std::string& spec) {
   return v;
 }
 
-int64_t parse_side(const std::string& text, const std::string& spec, int64_t grid) {
+int64_t parse_side(const std::string& text, const std::string& spec, int64_t grid, const char* axis = "") {
   if (text.empty()) fail("density '", spec, "': empty grid side; ", kForms);
   char* end = nullptr;
   errno = 0;
@@ -52,25 +36,18 @@ int64_t parse_side(const std::string& text, const std::string& spec, int64_t gri
   if (errno != 0 || end == text.c_str() || *end != '\0')
     fail("density '", spec, "': '", text, "' is not an integer grid side");
   if (v < 1 || v > grid)
-    fail("density '", spec, "': grid side ", v, " is outside [1, ", grid,
-         "] (the dense token grid is ", grid, "x", grid, ")");
+    fail("density '", spec, "': grid side ", v, " is outside [1, ", grid, "]", axis);
   return static_cast<int64_t>(v);
 }
 
 std::pair<double, double> parse_range(const std::string& args, const std::string& spec) {
-  const auto parts = split_commas(args);
+  const auto parts = split(args);
   if (parts.size() != 2)
     fail("density '", spec, "': expected two rates RMIN,RMAX, got ", parts.size(), " value(s)");
   const double lo = parse_rate(parts[0], spec);
   const double hi = parse_rate(parts[1], spec);
   if (lo > hi) fail("density '", spec, "': r_min ", parts[0], " is larger than r_max ", parts[1]);
   return {lo, hi};
-}
-
-std::string join(const std::vector<int64_t>& v) {
-  std::ostringstream os;
-  for (size_t i = 0; i < v.size(); ++i) os << (i ? "," : "") << v[i];
-  return os.str();
 }
 
 }  // namespace
@@ -89,22 +66,16 @@ int64_t side_for_rate(double r, int64_t dense_tokens) {
   return std::clamp<int64_t>(s, 1, max_side);
 }
 
-std::string default_density(int64_t dense_tokens) {
-  const auto g = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(std::max<int64_t>(dense_tokens, 0)))));
-  if (dense_tokens <= 0 || g * g != dense_tokens)
-    fail("default_density: ", dense_tokens, " tokens do not form a square grid");
-  return "range:0.61,0.86";
-}
-
-DensitySchedule DensitySchedule::parse(const std::string& spec_in, int64_t dense_grid, int64_t T) {
-  if (dense_grid < 1) fail("density: dense grid side must be positive, got ", dense_grid);
+DensitySchedule DensitySchedule::parse(const std::string& spec_in, const Grid& dense, int64_t T) {
+  if (dense.empty() || dense.frames < 1) fail("density: the dense token grid must be positive, got ", dense.str());
   if (T < kStages) fail("density: need at least ", kStages, " diffusion steps, got ", T);
   DensitySchedule s;
   s.spec_ = trim(spec_in);
-  s.grid_ = dense_grid;
+  s.dense_ = dense;
   s.T_ = T;
   const std::string& spec = s.spec_;
-  const int64_t N = dense_grid * dense_grid;
+  const std::string where = " (the dense token grid is " + dense.str() + ")";
+  auto square = [&](int64_t side) { return Grid{dense.frames, side, side}; };
 
   const auto colon = spec.find(':');
   const std::string kind = spec.substr(0, colon);
@@ -114,20 +85,25 @@ DensitySchedule DensitySchedule::parse(const std::string& spec_in, int64_t dense
   if (kind == "full") {
     if (has_args) fail("density '", spec, "': 'full' takes no arguments");
     s.kind_ = Kind::Full;
-    s.sides_.assign(kStages, dense_grid);
+    s.grids_.assign(kStages, dense);
   } else if (kind == "fixed") {
-    const auto parts = split_commas(args);
-    if (!has_args || parts.size() != 1)
-      fail("density '", spec, "': expected fixed:S with one grid side");
+    const auto parts = split(args);
+    if (!has_args || parts.size() != 1) fail("density '", spec, "': expected fixed:S or fixed:HxW");
     s.kind_ = Kind::Fixed;
-    s.sides_.assign(kStages, parse_side(parts[0], spec, dense_grid));
+    const auto x = parts[0].find('x');
+    if (x == std::string::npos) {
+      s.grids_.assign(kStages, square(parse_side(parts[0], spec, std::min(dense.h, dense.w), where.c_str())));
+    } else {
+      s.grids_.assign(kStages, Grid{dense.frames, parse_side(parts[0].substr(0, x), spec, dense.h, where.c_str()),
+                                    parse_side(parts[0].substr(x + 1), spec, dense.w, where.c_str())});
+    }
   } else if (kind == "sides") {
-    const auto parts = split_commas(args);
+    const auto parts = split(args);
     if (!has_args || parts.size() != static_cast<size_t>(kStages))
       fail("density '", spec, "': expected four stage sides a,b,c,d (data end first), got ",
            has_args ? parts.size() : 0, " value(s)");
     s.kind_ = Kind::Sides;
-    for (const auto& p : parts) s.sides_.push_back(parse_side(p, spec, dense_grid));
+    for (const auto& p : parts) s.grids_.push_back(square(parse_side(p, spec, std::min(dense.h, dense.w), where.c_str())));
   } else if (kind == "range" || kind == "per-step") {
     if (!has_args) fail("density '", spec, "': expected ", kind, ":RMIN,RMAX");
     std::tie(s.r_min_, s.r_max_) = parse_range(args, spec);
@@ -135,10 +111,8 @@ DensitySchedule DensitySchedule::parse(const std::string& spec_in, int64_t dense
       s.kind_ = Kind::Range;
       // The figure's r_j and r_i are the linear schedule's values at the middle stages' centres.
       const double Td = static_cast<double>(T);
-      s.sides_ = {side_for_rate(s.r_min_, N),
-                  side_for_rate(scheduled_rate(3.0 * Td / 8.0, T, s.r_min_, s.r_max_), N),
-                  side_for_rate(scheduled_rate(5.0 * Td / 8.0, T, s.r_min_, s.r_max_), N),
-                  side_for_rate(s.r_max_, N)};
+      s.grids_ = {s.grid_for_rate(s.r_min_), s.grid_for_rate(scheduled_rate(3.0 * Td / 8.0, T, s.r_min_, s.r_max_)),
+                  s.grid_for_rate(scheduled_rate(5.0 * Td / 8.0, T, s.r_min_, s.r_max_)), s.grid_for_rate(s.r_max_)};
     } else {
       s.kind_ = Kind::PerStep;
     }
@@ -146,6 +120,17 @@ DensitySchedule DensitySchedule::parse(const std::string& spec_in, int64_t dense
     fail("unknown density '", spec, "'; ", kForms);
   }
   return s;
+}
+
+Grid DensitySchedule::grid_for_rate(double r) const {
+  if (dense_.square()) {
+    const int64_t side = side_for_rate(r, dense_.per_frame());
+    return Grid{dense_.frames, side, side};
+  }
+  // Keep the aspect ratio: each axis scaled by √(1−r), so h'·w' ≈ (1−r)·h·w.
+  const double k = std::sqrt(std::max(0.0, 1.0 - r));
+  auto axis = [&](int64_t n) { return std::clamp<int64_t>(std::llround(static_cast<double>(n) * k), 1, n); };
+  return Grid{dense_.frames, axis(dense_.h), axis(dense_.w)};
 }
 
 void DensitySchedule::check_t(int64_t t) const {
@@ -164,52 +149,75 @@ std::pair<int64_t, int64_t> DensitySchedule::stage_range(int k) const {
   return {first(k), first(k + 1)};
 }
 
-int64_t DensitySchedule::side_at(int64_t t) const {
+Grid DensitySchedule::grid_at(double t_in) const {
+  const auto t = static_cast<int64_t>(std::floor(t_in));
   check_t(t);
-  if (kind_ == Kind::PerStep)
-    return side_for_rate(scheduled_rate(static_cast<double>(t), T_, r_min_, r_max_), grid_ * grid_);
-  return sides_[stage_of(t)];
+  if (kind_ == Kind::PerStep) return grid_for_rate(scheduled_rate(t_in, T_, r_min_, r_max_));
+  return grids_[stage_of(t)];
+}
+
+int64_t DensitySchedule::side_at(int64_t t) const {
+  const Grid g = grid_at(static_cast<double>(t));
+  if (!g.square()) fail("density: side_at on the non-square grid ", g.str(), "; use grid_at");
+  return g.h;
 }
 
 double DensitySchedule::rate_at(int64_t t) const {
-  const auto s = static_cast<double>(side_at(t));
-  return 1.0 - s * s / static_cast<double>(grid_ * grid_);
+  const Grid g = grid_at(static_cast<double>(t));
+  return 1.0 - static_cast<double>(g.per_frame()) / static_cast<double>(dense_.per_frame());
+}
+
+std::vector<Grid> DensitySchedule::stage_grids() const {
+  if (kind_ != Kind::PerStep) return grids_;
+  std::vector<Grid> out;
+  const double Td = static_cast<double>(T_);
+  for (int k = 0; k < kStages; ++k)
+    out.push_back(grid_for_rate(scheduled_rate((2.0 * k + 1.0) * Td / 8.0, T_, r_min_, r_max_)));
+  return out;
 }
 
 std::vector<int64_t> DensitySchedule::stage_sides() const {
-  if (kind_ != Kind::PerStep) return sides_;
   std::vector<int64_t> out;
-  const double Td = static_cast<double>(T_);
-  for (int k = 0; k < kStages; ++k)
-    out.push_back(side_for_rate(scheduled_rate((2.0 * k + 1.0) * Td / 8.0, T_, r_min_, r_max_), grid_ * grid_));
+  for (const auto& g : stage_grids()) {
+    if (!g.square()) fail("density: stage_sides on the non-square grid ", g.str(), "; use stage_grids");
+    out.push_back(g.h);
+  }
   return out;
 }
 
 std::string DensitySchedule::describe() const {
   std::ostringstream os;
-  const int64_t N = grid_ * grid_;
+  const int64_t N = dense_.per_frame();
+  auto grids = [](const std::vector<Grid>& v) {
+    std::string out;
+    for (size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + (v[i].square() ? std::to_string(v[i].h) : v[i].str());
+    return out;
+  };
   os << spec_ << " -> ";
   switch (kind_) {
     case Kind::Full:
-      os << "dense " << grid_ << "x" << grid_ << " (" << N << " tokens) at every t";
+      os << "dense " << dense_.h << "x" << dense_.w << " (" << N << " tokens) at every t";
       break;
     case Kind::Fixed:
-      os << "side " << sides_[0] << " (" << sides_[0] * sides_[0] << " of " << N << " tokens) at every t";
+      os << (grids_[0].square() ? "side " + std::to_string(grids_[0].h) : "grid " + grids_[0].str()) << " ("
+         << grids_[0].per_frame() << " of " << N << " tokens) at every t";
       break;
     case Kind::Range:
     case Kind::Sides: {
-      os << "sides " << join(sides_) << " over t in";
+      os << "sides " << grids(grids_) << " over t in";
       for (int k = 0; k < kStages; ++k) {
         const auto [a, b] = stage_range(k);
         os << " [" << a << "," << b << ")";
       }
       break;
     }
-    case Kind::PerStep:
-      os << "side from Eq. 5 at every t: " << side_at(0) << " for t < " << stage_range(1).first
-         << " down to " << side_at(T_ - 1) << " at t = " << T_ - 1 << " (stage midpoints "
-         << join(stage_sides()) << ")";
+    case Kind::PerStep: {
+      auto side = [](const Grid& g) { return g.square() ? std::to_string(g.h) : g.str(); };
+      os << "side from Eq. 5 at every t: " << side(grid_at(0)) << " for t < " << stage_range(1).first << " down to "
+         << side(grid_at(static_cast<double>(T_ - 1))) << " at t = " << T_ - 1 << " (stage midpoints "
+         << grids(stage_grids()) << ")";
       break;
+    }
   }
   return os.str();
 }

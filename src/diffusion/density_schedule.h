@@ -1,5 +1,5 @@
 #pragma once
-// Timestep-wise token density (SPEC §4): which sparse grid side s the SDTMs pool to at each
+// Timestep-wise token density (docs/method.md §4): which sparse grid the SDTMs pool to at each
 // original timestep. Near the data (small t) the model keeps many tokens, near noise few.
 //
 // Spec strings:
@@ -10,42 +10,55 @@
 //   sides:a,b,c,d         the four stage sides given directly, data end (stage [0,T/4)) first
 //   per-step:RMIN,RMAX    Eq. 5 evaluated at every timestep (no piecewise-constant stages)
 //
-// Rates map to sides by s = round(√((1−r)·N)), so the pruning rate actually used is 1 − s²/N.
+// Rates map to sides by s = round(√((1−r)·N)) on a square grid, so the pruning rate actually used
+// is 1 − s²/N; a non-square h×w grid keeps its aspect: (round(h·√(1−r)), round(w·√(1−r))). Sides
+// (fixed:S, sides:a,b,c,d) are square; fixed:HxW gives a non-square grid. Frames are kept.
 #include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "models/grid.h"
+
 namespace sdit {
 
-// r(t) of SPEC §4: r_min for t < T/4, then linear up to r_max at t = T. t may be fractional so
+// r(t) of docs/method.md §4: r_min for t < T/4, then linear up to r_max at t = T. t may be fractional so
 // that stage midpoints can be evaluated exactly.
 double scheduled_rate(double t, int64_t T, double r_min, double r_max);
 
 // round(√((1−r)·N)), clamped to [1, ⌊√N⌋]; N is the dense token count.
 int64_t side_for_rate(double r, int64_t dense_tokens);
 
-// The density a SparseDiT uses when the user gives none. Rule: the paper's headline setting
-// r ∈ [0.61, 0.86] at every resolution (it is the main row at both 256² and 512²); it maps to
-// 10×10 … 6×6 at N = 256 and 20×20 … 12×12 at N = 1024, and on the tiny grids of test models the
-// side clamps at 1 instead of vanishing. N only has to be a positive perfect square.
-std::string default_density(int64_t dense_tokens);
+// The density a SparseDiT uses when the user gives none: the paper's headline setting
+// r ∈ [0.61, 0.86] at every resolution (the main row at both 256² and 512²); it maps to 10×10 … 6×6
+// at N = 256 and 20×20 … 12×12 at N = 1024, and on the tiny grids of test models the side clamps at
+// 1 instead of vanishing.
+inline constexpr const char* kDefaultDensity = "range:0.61,0.86";
 
 class DensitySchedule {
  public:
   static constexpr int kStages = 4;
 
-  // dense_grid is H = W of the dense token grid; T the number of original diffusion steps.
-  static DensitySchedule parse(const std::string& spec, int64_t dense_grid, int64_t T = 1000);
+  // `dense` is the per-sample dense token grid; T the number of original diffusion steps.
+  static DensitySchedule parse(const std::string& spec, const Grid& dense, int64_t T = 1000);
+  // A square dense grid of side dense_grid (DiT).
+  static DensitySchedule parse(const std::string& spec, int64_t dense_grid, int64_t T = 1000) {
+    return parse(spec, square_grid(dense_grid), T);
+  }
 
-  int64_t side_at(int64_t t_original) const;  // dense_grid for "full"
-  double rate_at(int64_t t_original) const;   // 1 − side²/N, the rate really used
-  std::vector<int64_t> stage_sides() const;   // data end first; per-step: sides at stage midpoints
+  // The grid the SDTMs pool to at original timestep t (the dense grid for "full"); a fractional t
+  // (PixArt's DPM-Solver feeds 874.125) takes the stage of its integer part.
+  Grid grid_at(double t_original) const;
+  // Square grids only: the side of grid_at(t).
+  int64_t side_at(int64_t t_original) const;
+  double rate_at(int64_t t_original) const;   // 1 − M/N, the rate really used
+  std::vector<Grid> stage_grids() const;      // data end first; per-step: grids at stage midpoints
+  std::vector<int64_t> stage_sides() const;   // square grids: their sides
   std::string describe() const;
   bool is_full() const { return kind_ == Kind::Full; }
-  bool is_per_step() const { return kind_ == Kind::PerStep; }
   const std::string& spec() const { return spec_; }
-  int64_t dense_grid() const { return grid_; }
+  const Grid& dense() const { return dense_; }
+  int64_t dense_grid() const { return dense_.h; }
   int64_t num_timesteps() const { return T_; }
 
   // Stage k covers original timesteps [first, second): the interval a training micro-batch draws
@@ -57,13 +70,14 @@ class DensitySchedule {
   enum class Kind { Full, Fixed, Range, Sides, PerStep };
 
   void check_t(int64_t t) const;
+  Grid grid_for_rate(double r) const;
 
   Kind kind_ = Kind::Full;
   std::string spec_;
-  int64_t grid_ = 0;
+  Grid dense_;
   int64_t T_ = 1000;
   double r_min_ = 0.0, r_max_ = 0.0;  // Range and PerStep
-  std::vector<int64_t> sides_;        // the four stage sides (all kinds but PerStep)
+  std::vector<Grid> grids_;           // the four stage grids (all kinds but PerStep)
 };
 
 }  // namespace sdit

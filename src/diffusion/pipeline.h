@@ -5,36 +5,43 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "diffusion/density_schedule.h"
 #include "models/model.h"
 
 namespace sdit {
 
 struct SamplingRequest {
-  std::vector<int64_t> labels;
-  std::string steps = "250";      // respacing
+  Conditioning cond;                   // one row per sample (labels, text features, ...)
+  int64_t num_samples = 0;             // samples of an unconditional model (cond empty); else cond's rows
+  std::optional<Conditioning> uncond;  // the CFG branch; default: the model's null conditioning
+  int64_t height = 0, width = 0;       // latent size; 0: the model's own
+  std::string steps = "250";           // respacing
   std::string sampler = "ddpm";
   double eta = 0.0;
-  double cfg_scale = 4.0;         // 1.0: no guidance, single batch
-  int64_t guided_channels = 3;    // -1: every eps channel
-  std::string density;            // empty: full for a DiT, default_density for a SparseDiT
+  double cfg_scale = 4.0;              // 1.0: no guidance, single batch
+  int64_t guided_channels = 3;         // -1: every eps channel
+  std::string density;                 // empty: full for a dense model, kDefaultDensity for a SparseDiT
   int64_t seed = 0;
-  int64_t batch_size = 0;         // <= 0: all labels in one run
+  int64_t batch_size = 0;              // <= 0: all samples in one run
   torch::Device device = torch::kCPU;
+
+  int64_t samples() const { return cond.empty() ? num_samples : cond.batch(); }
 };
 
 struct SamplingResult {
-  torch::Tensor samples;                // (n, C, L, L) conditional samples, CPU
-  std::map<int64_t, int64_t> side_calls;  // grid side -> model calls
+  torch::Tensor samples;                 // (n, ...) conditional samples in the model's layout, CPU
+  std::map<Grid, int64_t> grid_calls;    // sparse grid -> model calls (most tokens first)
   std::string density_description;
   std::vector<int64_t> visited_timesteps;  // original timesteps of one run
-  int64_t steps = 0;                    // sampling steps of one run
-  int64_t runs = 0;                     // chunks
-  double seconds = 0.0;                 // wall time of the sampling loops
-  double mean_gmacs = 0.0;              // per forward of one sample, mean over the steps
+  int64_t steps = 0;                     // sampling steps of one run
+  int64_t runs = 0;                      // chunks
+  double seconds = 0.0;                  // wall time of the sampling loops
+  double mean_gmacs = 0.0;               // per forward of one sample, mean over the steps
 };
 
 using SamplingProgress = std::function<void(int64_t run, int64_t runs, int64_t step, int64_t steps)>;
@@ -44,10 +51,18 @@ using SamplingProgress = std::function<void(int64_t run, int64_t runs, int64_t s
 std::map<std::string, std::string> recommended_sampling(const Model& model);
 
 // Sets the fields of `req` the checkpoint recommends, except those named in `keep` (settings the
-// user gave explicitly): "steps", "sampler", "density", "cfg_channels", "cfg_scale", "eta".
-void apply_recommended(const Model& model, SamplingRequest& req, const std::set<std::string>& keep = {});
+// user gave explicitly): "steps", "sampler", "density", "cfg_channels", "cfg_scale", "eta". Advisory
+// metadata that does not parse is not fatal: the returned warnings say what was used instead.
+std::vector<std::string> apply_recommended(const Model& model, SamplingRequest& req,
+                                           const std::set<std::string>& keep = {});
 
-// Validates labels, density and sampler against the model; throws sdit::Error with a clear message.
+// The density schedule a request runs: `density` (empty: the model's default) on the model's dense grid.
+DensitySchedule sampling_schedule(const Model& model, const std::string& density, const Grid& dense);
+
+// Mean GMACs (1e9) of one forward of one sample over the original timesteps the sampler visits.
+double mean_gmacs(const Model& model, const DensitySchedule& sched, const std::vector<int64_t>& original_timesteps);
+
+// Validates conditioning, density and sampler against the model; throws sdit::Error with a clear message.
 SamplingResult run_sampling(Model& model, const SamplingRequest& req, const SamplingProgress& progress = {});
 
 }  // namespace sdit

@@ -6,17 +6,11 @@
 #include <set>
 
 #include "util/error.h"
+#include "util/strings.h"
 
 namespace sdit {
 
 namespace {
-
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t");
-  if (b == std::string::npos) return "";
-  const auto e = s.find_last_not_of(" \t");
-  return s.substr(b, e - b + 1);
-}
 
 // Stricter than Python's int(): only plain positive decimal counts make sense as step counts.
 int64_t parse_count(const std::string& raw, const std::string& spec) {

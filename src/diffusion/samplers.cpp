@@ -110,7 +110,7 @@ torch::Tensor sample_loop(const GaussianDiffusion& d, const ModelFn& model, cons
     fail("unknown sampler '", opt.sampler, "' (choose ddpm, ddim or dpm++2m)");
   if (noise.dim() < 2) fail("sample_loop: noise must be (B, C, ...), got ", noise.sizes());
   if (opt.sampler == "ddim" && !(opt.eta >= 0.0)) fail("ddim eta must be >= 0, got ", opt.eta);
-  compat::NoGrad no_grad;
+  torch::NoGradGuard no_grad;
   if (opt.sampler == "dpm++2m") return dpm_solver_pp_2m(d, model, noise, opt);
 
   const int64_t total = d.num_timesteps();

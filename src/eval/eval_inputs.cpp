@@ -5,11 +5,11 @@
 #include <cstring>
 #include <filesystem>
 
-#include "eval/npz.h"
+#include "data/npz.h"
 #include "io/file_util.h"
 #include "io/image.h"
 #include "io/safetensors.h"
-#include "train/mnist.h"
+#include "data/mnist.h"
 #include "util/error.h"
 
 namespace sdit {

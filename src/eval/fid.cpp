@@ -127,7 +127,7 @@ PrecisionRecall precision_recall(const torch::Tensor& reference, const torch::Te
   if (reference.size(0) <= k || samples.size(0) <= k)
     fail("precision/recall with k=", k, " needs more than ", k, " images in each set (got ", reference.size(0),
          " and ", samples.size(0), ")");
-  compat::NoGrad ng;
+  torch::NoGradGuard ng;
   auto r = reference.detach().to(torch::kCPU, torch::kFloat).contiguous();
   auto x = samples.detach().to(torch::kCPU, torch::kFloat).contiguous();
   auto rr = knn_radii(r, k), xr = knn_radii(x, k);

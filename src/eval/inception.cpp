@@ -227,7 +227,7 @@ torch::Tensor inception_features(FidInceptionV3& net, const torch::Tensor& image
   if (c != 1 && c != 3) fail("Inception-v3 takes 1- or 3-channel images, got ", c, " channels");
   if (images_u8.size(0) == 0) fail("no images to compute Inception features of");
   if (batch < 1) fail("batch size must be >= 1, got ", batch);
-  compat::NoGrad ng;
+  torch::NoGradGuard ng;
   net->eval();
   net->to(device);
   std::vector<torch::Tensor> feats;

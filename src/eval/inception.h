@@ -35,12 +35,10 @@ class FidInceptionV3Impl : public torch::nn::Module {
   FidInceptionV3Impl();
   // x: (N, 3, H, W) float in [0, 1], any size. Returns pool3, (N, 2048).
   torch::Tensor forward(const torch::Tensor& x);
-  // fc (1008 logits, as in the TF graph) over pool3 features.
-  torch::Tensor logits(const torch::Tensor& pool3) { return fc_(pool3); }
 
  private:
   std::vector<std::function<torch::Tensor(const torch::Tensor&)>> layers_;  // in order, pools included
-  torch::nn::Linear fc_{nullptr};
+  torch::nn::Linear fc_{nullptr};  // the TF graph's 1008-way head: in the weights file, unused for FID
 };
 TORCH_MODULE(FidInceptionV3);
 

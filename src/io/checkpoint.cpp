@@ -123,9 +123,13 @@ StateDict read_sharded(const std::string& index_path) {
   return sd;
 }
 
+// A model folder's config.json travels with its tensors (metadata "diffusers_config"): a family
+// that recognises the folder's layout needs it to rebuild what the tensors do not say.
 StateDict finish(StateDict sd, const std::string& config_dir, const std::string& source) {
-  if (!is_diffusers_dit(sd)) return sd;
-  return convert_diffusers_dit(sd, config_text(config_dir), source);
+  const std::string cfg = config_text(config_dir);
+  if (!cfg.empty()) sd.metadata["diffusers_config"] = cfg;
+  sd.metadata["source_file"] = source;
+  return sd;
 }
 
 StateDict load_directory(const std::string& dir) {
@@ -154,126 +158,6 @@ StateDict load_directory(const std::string& dir) {
 }
 
 }  // namespace
-
-torch::Tensor sincos_pos_embed_2d(int64_t hidden, int64_t grid) {
-  if (hidden <= 0 || hidden % 4 != 0) fail("sin-cos position embedding needs a hidden size divisible by 4, got ", hidden);
-  if (grid <= 0) fail("sin-cos position embedding needs a positive grid size, got ", grid);
-  const int64_t d4 = hidden / 4;
-  std::vector<double> omega(d4);
-  for (int64_t m = 0; m < d4; ++m) omega[m] = 1.0 / std::pow(10000.0, static_cast<double>(m) / static_cast<double>(d4));
-  torch::Tensor pe = torch::empty({1, grid * grid, hidden}, torch::kFloat);
-  float* out = pe.data_ptr<float>();
-  for (int64_t i = 0; i < grid; ++i) {
-    for (int64_t j = 0; j < grid; ++j) {
-      float* row = out + (i * grid + j) * hidden;
-      // The first half encodes the column index: numpy's meshgrid(w, h) puts w first.
-      for (int64_t m = 0; m < d4; ++m) {
-        const double aj = static_cast<double>(j) * omega[m], ai = static_cast<double>(i) * omega[m];
-        row[m] = static_cast<float>(std::sin(aj));
-        row[d4 + m] = static_cast<float>(std::cos(aj));
-        row[2 * d4 + m] = static_cast<float>(std::sin(ai));
-        row[3 * d4 + m] = static_cast<float>(std::cos(ai));
-      }
-    }
-  }
-  return pe;
-}
-
-bool is_diffusers_dit(const StateDict& sd) {
-  return sd.contains("transformer_blocks.0.norm1.linear.weight") || sd.contains("proj_out_1.weight");
-}
-
-StateDict convert_diffusers_dit(const StateDict& sd, const std::string& config_json, const std::string& source) {
-  std::set<std::string> used;
-  auto take = [&](const std::string& k) -> torch::Tensor {
-    const torch::Tensor* t = sd.find(k);
-    if (!t) fail("diffusers DiT checkpoint '", source, "' lacks tensor '", k, "'");
-    used.insert(k);
-    return *t;
-  };
-  if (config_json.empty())
-    fail("diffusers DiT checkpoint '", source, "' has no config.json beside it; its sample_size (the latent "
-         "side, e.g. 32 for 256 px) is needed to compute pos_embed");
-  json cfg;
-  try {
-    cfg = json::parse(config_json);
-  } catch (const json::exception& e) {
-    fail("config.json of '", source, "' is not valid JSON: ", e.what());
-  }
-  if (!cfg.is_object() || !cfg.contains("sample_size") || !cfg["sample_size"].is_number_integer())
-    fail("config.json of diffusers DiT checkpoint '", source, "' has no integer 'sample_size' (the latent side, "
-         "e.g. 32 for 256 px); it is needed to compute pos_embed");
-  const int64_t sample = cfg["sample_size"].get<int64_t>();
-
-  int64_t depth = 0;
-  while (sd.contains("transformer_blocks." + std::to_string(depth) + ".norm1.linear.weight")) ++depth;
-  if (depth == 0) fail("diffusers DiT checkpoint '", source, "' has no transformer_blocks.0.norm1.linear.weight");
-
-  StateDict out;
-  const torch::Tensor patch_w = take("pos_embed.proj.weight");
-  if (patch_w.dim() != 4 || patch_w.size(2) != patch_w.size(3))
-    fail("diffusers DiT checkpoint '", source, "': pos_embed.proj.weight has shape ", shape_str(patch_w.sizes().vec()),
-         ", expected [hidden, channels, p, p]");
-  const int64_t hidden = patch_w.size(0), patch = patch_w.size(2);
-  if (sample <= 0 || sample % patch != 0)
-    fail("config.json of '", source, "': sample_size ", sample, " is not a positive multiple of the patch size ", patch);
-  out.set("pos_embed", sincos_pos_embed_2d(hidden, sample / patch));
-  out.set("x_embedder.proj.weight", patch_w);
-  out.set("x_embedder.proj.bias", take("pos_embed.proj.bias"));
-  const std::string emb = "transformer_blocks.0.norm1.emb.";
-  for (const char* wb : {"weight", "bias"}) {
-    out.set(std::string("t_embedder.mlp.0.") + wb, take(emb + "timestep_embedder.linear_1." + wb));
-    out.set(std::string("t_embedder.mlp.2.") + wb, take(emb + "timestep_embedder.linear_2." + wb));
-  }
-  out.set("y_embedder.embedding_table.weight", take(emb + "class_embedder.embedding_table.weight"));
-
-  for (int64_t i = 0; i < depth; ++i) {
-    const std::string d = "transformer_blocks." + std::to_string(i) + ".";
-    const std::string o = "blocks." + std::to_string(i) + ".";
-    for (const std::string wb : {"weight", "bias"}) {
-      out.set(o + "attn.qkv." + wb, torch::cat({take(d + "attn1.to_q." + wb), take(d + "attn1.to_k." + wb),
-                                                  take(d + "attn1.to_v." + wb)}, 0));
-      out.set(o + "attn.proj." + wb, take(d + "attn1.to_out.0." + wb));
-      out.set(o + "mlp.fc1." + wb, take(d + "ff.net.0.proj." + wb));
-      out.set(o + "mlp.fc2." + wb, take(d + "ff.net.2." + wb));
-      out.set(o + "adaLN_modulation.1." + wb, take(d + "norm1.linear." + wb));
-    }
-  }
-  for (const std::string wb : {"weight", "bias"}) {
-    out.set("final_layer.adaLN_modulation.1." + wb, take("proj_out_1." + wb));
-    out.set("final_layer.linear." + wb, take("proj_out_2." + wb));
-  }
-
-  // Diffusers copies the embedders into every block; the original model has them once.
-  std::vector<std::string> unknown;
-  for (const auto& k : sd.keys()) {
-    if (used.count(k)) continue;
-    if (k.rfind("transformer_blocks.", 0) == 0 && k.find(".norm1.emb.") != std::string::npos) continue;
-    unknown.push_back(k);
-  }
-  if (!unknown.empty()) {
-    std::string list;
-    for (size_t i = 0; i < unknown.size() && i < 5; ++i) list += (i ? ", '" : "'") + unknown[i] + "'";
-    fail("diffusers checkpoint '", source, "' is not a DiT: ", unknown.size(), " unexpected tensor(s), e.g. ", list);
-  }
-
-  out.metadata = sd.metadata;
-  out.metadata["source_format"] = "diffusers";
-  out.metadata["diffusers_config"] = cfg.dump();
-  const int64_t in_ch = patch_w.size(1);
-  const int64_t out_dim = out.at("final_layer.linear.weight").size(0);
-  json dit = {{"input_size", sample},
-              {"patch_size", patch},
-              {"in_channels", in_ch},
-              {"hidden_size", hidden},
-              {"depth", depth},
-              {"num_classes", out.at("y_embedder.embedding_table.weight").size(0) - 1},
-              {"learn_sigma", out_dim == patch * patch * 2 * in_ch}};
-  if (cfg.contains("num_attention_heads") && cfg["num_attention_heads"].is_number_integer())
-    dit["num_heads"] = cfg["num_attention_heads"];
-  out.metadata["config"] = dit.dump();
-  return out;
-}
 
 StateDict load_checkpoint(const std::string& path) {
   if (is_directory(path)) return load_directory(path);

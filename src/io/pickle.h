@@ -92,6 +92,8 @@ using StorageLoader = std::function<torch::Tensor(const std::string& key, torch:
 
 // `what` names the source in error messages (e.g. "model.pt:archive/data.pkl").
 // `consumed` (optional) receives the bytes read through STOP, for streams of several pickles.
+// Tensors alias the loader's storages, so a multi-GB checkpoint can be converted tensor by tensor
+// without first holding a copy of all of it.
 PyValue unpickle(const uint8_t* data, size_t size, const std::string& what, const StorageLoader& storages,
                  size_t* consumed = nullptr);
 

@@ -1,73 +1,50 @@
+// The DiT network and its training initialisation (models.py's DiT, initialize_weights).
 #include "models/dit.h"
 
-#include "io/checkpoint.h"
 #include "util/error.h"
 
 namespace sdit {
 
-DiTBlockImpl::DiTBlockImpl(int64_t hidden, int64_t heads, double mlp_ratio) : AdaLNBlockImpl(hidden, mlp_ratio) {
-  attn = register_module("attn", SelfAttention(hidden, heads));
-}
-
-torch::Tensor DiTBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& c) {
-  auto m = modulation(c);
-  return finish(x, attn->forward(modulate(layer_norm(x), m[0], m[1])), m);
-}
-
-DiTStemImpl::DiTStemImpl(const DiTConfig& cfg) : cfg_(cfg) {
-  if (cfg.hidden_size <= 0 || cfg.num_heads <= 0 || cfg.hidden_size % cfg.num_heads != 0)
-    fail("hidden size ", cfg.hidden_size, " is not divisible by ", cfg.num_heads, " heads");
-  if (cfg.patch_size <= 0 || cfg.input_size % cfg.patch_size != 0)
-    fail("input size ", cfg.input_size, " is not a multiple of the patch size ", cfg.patch_size);
-}
-
-void DiTStemImpl::register_stem() {
+DiTImpl::DiTImpl(const DiTConfig& cfg, std::optional<SparseLayout> layout) : cfg_(cfg) {
+  cfg.validate();
   const auto& c = cfg_;
+  // Registered in models.py's order: pos_embed, embedders, blocks, final layer.
   pos_embed = register_parameter("pos_embed", torch::zeros({1, c.tokens(), c.hidden_size}), /*requires_grad=*/false);
   x_embedder = register_module("x_embedder", PatchEmbed(c.in_channels, c.hidden_size, c.patch_size));
   t_embedder = register_module("t_embedder", TimestepEmbedder(c.hidden_size));
   y_embedder = register_module("y_embedder", LabelEmbedder(c.num_classes, c.hidden_size, 0.1));
+  TransformerBlockImpl::Options bo;
+  bo.hidden = c.hidden_size;
+  bo.heads = c.num_heads;
+  bo.mlp_ratio = c.mlp_ratio;
+  trunk_ = Trunk(*this, c.depth, layout, [&](TokenMixer mixer, int64_t) {
+    auto o = bo;
+    o.mixer = mixer;
+    return std::make_shared<AdaLNZeroBlockImpl>(o);
+  });
+  final_layer = register_module("final_layer", FinalLayer(c.hidden_size, c.patch_size, c.out_channels()));
 }
 
-void DiTStemImpl::register_head() {
-  final_layer = register_module("final_layer", FinalLayer(cfg_.hidden_size, cfg_.patch_size, cfg_.out_channels()));
-}
-
-void DiTStemImpl::check_inputs(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y) const {
-  if (x.dim() != 4 || x.size(1) != cfg_.in_channels || x.size(2) != cfg_.input_size || x.size(3) != cfg_.input_size)
-    fail("model input has shape ", shape_str(x.sizes().vec()), ", expected [B, ", cfg_.in_channels, ", ",
-         cfg_.input_size, ", ", cfg_.input_size, "]");
-  if (t.dim() != 1 || y.dim() != 1 || t.size(0) != x.size(0) || y.size(0) != x.size(0))
+torch::Tensor DiTImpl::forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y,
+                               const Grid& sparse) {
+  const auto& c = cfg_;
+  if (x.dim() != 4 || x.size(1) != c.in_channels || x.size(2) != c.input_size || x.size(3) != c.input_size)
+    fail("model input has shape ", shape_str(x.sizes().vec()), ", expected [B, ", c.in_channels, ", ", c.input_size,
+         ", ", c.input_size, "]");
+  if (t.dim() != 1 || !y.defined() || y.dim() != 1 || t.size(0) != x.size(0) || y.size(0) != x.size(0))
     fail("timesteps and labels must be 1-D with one entry per sample");
+  BlockContext ctx;
+  ctx.dense = square_grid(c.grid());
+  ctx.sparse = sparse.empty() ? ctx.dense : sparse;
+  auto tokens = x_embedder->forward(x) + pos_embed;                 // (B, N, C)
+  ctx.c = t_embedder->forward(t) + y_embedder->forward(y);          // (B, C)
+  auto h = trunk_.forward(tokens, ctx);                             // (B, N, C)
+  return unpatchify(final_layer->forward(h, ctx.c), c.patch_size, c.out_channels(), c.grid(), c.grid());
 }
 
-std::pair<torch::Tensor, torch::Tensor> DiTStemImpl::embed(const torch::Tensor& x, const torch::Tensor& t,
-                                                           const torch::Tensor& y) {
-  check_inputs(x, t, y);
-  auto tokens = x_embedder->forward(x) + pos_embed;
-  auto c = t_embedder->forward(t) + y_embedder->forward(y);
-  return {tokens, c};
-}
-
-torch::Tensor DiTStemImpl::head(const torch::Tensor& tokens, const torch::Tensor& c) {
-  return unpatchify(final_layer->forward(tokens, c), cfg_.patch_size, cfg_.out_channels());
-}
-
-DiTImpl::DiTImpl(const DiTConfig& cfg) : DiTStemImpl(cfg) {
-  register_stem();
-  blocks = register_module("blocks", torch::nn::ModuleList());
-  for (int64_t i = 0; i < cfg.depth; ++i) blocks->push_back(DiTBlock(cfg.hidden_size, cfg.num_heads, cfg.mlp_ratio));
-  register_head();
-}
-
-torch::Tensor DiTImpl::forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y) {
-  auto [h, c] = embed(x, t, y);
-  for (auto& b : *blocks) h = b->as<DiTBlockImpl>()->forward(h, c);
-  return head(h, c);
-}
-
-void initialize_dit_weights(torch::nn::Module& model, const DiTConfig& cfg) {
+void initialize_dit_weights(DiTImpl& model) {
   torch::NoGradGuard ng;
+  const auto& cfg = model.config();
   for (auto& item : model.named_modules()) {
     if (auto* lin = item.value()->as<torch::nn::LinearImpl>()) {
       torch::nn::init::xavier_uniform_(lin->weight);
@@ -79,6 +56,11 @@ void initialize_dit_weights(torch::nn::Module& model, const DiTConfig& cfg) {
     const auto& k = p.key();
     const bool zero_out = k.find("adaLN_modulation.1.") != std::string::npos || k.rfind("final_layer.linear.", 0) == 0;
     if (zero_out) p.value().zero_();
+    // A SparseDiT starts its merge layers as the conversion does: X_m = X.
+    if (k.find("merged_layer1.") != std::string::npos || k.find("merged_layer2.bias") != std::string::npos)
+      p.value().zero_();
+    if (k.find("merged_layer2.weight") != std::string::npos)
+      p.value().copy_(torch::eye(p.value().size(0), p.value().size(1), p.value().options()));
   }
   params["pos_embed"].copy_(sincos_pos_embed_2d(cfg.hidden_size, cfg.grid()));
   auto w = params["x_embedder.proj.weight"];

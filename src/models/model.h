@@ -1,45 +1,62 @@
 #pragma once
-// One handle over the two model families, so the CLI, samplers and trainer need not care which
-// one a checkpoint holds. The config and layout are detected from the tensors (detect_from_weights).
+// The handle the rest of the program holds: a Backbone of some family, its ModelSpec (family,
+// config, SparseDiT layout) and the metadata of the file it came from. Copies share the network.
 #include <torch/torch.h>
 
-#include <optional>
+#include <map>
+#include <memory>
 #include <string>
 
 #include "io/state_dict.h"
-#include "models/config.h"
-#include "models/dit.h"
-#include "models/sparsedit.h"
+#include "models/backbone.h"
+#include "models/flops.h"
+#include "models/registry.h"
 
 namespace sdit {
 
 class Model {
  public:
   Model() = default;
-  static Model build(const DetectedModel& spec);  // fresh (default-initialised) weights
-  // Reads any checkpoint format, detects the config, loads strictly; errors name keys and shapes.
-  static Model from_state_dict(const StateDict& sd, std::optional<int64_t> num_heads = std::nullopt);
-  static Model load(const std::string& path, std::optional<int64_t> num_heads = std::nullopt);
+  // Fresh weights (libtorch's default init; init_weights() for the family's training init).
+  static Model build(const ModelSpec& spec);
+  // Any checkpoint: training state stripped, foreign layouts renamed, config detected, strict load
+  // (errors name keys and shapes).
+  static Model from_state_dict(const StateDict& sd, const LoadOptions& opt = {});
+  static Model load(const std::string& path, const LoadOptions& opt = {});
 
-  bool sparse() const { return spec_.family == ModelFamily::SparseDiT; }
-  const DetectedModel& spec() const { return spec_; }
-  const DiTConfig& config() const { return spec_.config; }
-  std::string describe() const;  // "DiT (hidden 64, depth 4, ...)" one line
+  const ModelSpec& spec() const { return spec_; }
+  const LatentSpec& latent() const { return latent_; }
+  bool sparse() const { return spec_.sparse(); }
+  const SparseLayout* layout() const { return spec_.layout ? &*spec_.layout : nullptr; }
+  std::string name() const { return display_name(spec_); }  // "DiT", "SparseDiT", ...
+  std::string describe() const;                              // one line
+  // The dense token grid of the model's default input size.
+  Grid grid() const { return latent_.grid(); }
+
+  // x per latent().shape; t (B) original timesteps; sparse: the grid the SDTMs pool to (empty = dense).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const Conditioning& c,
+                        const Grid& sparse = {});
+  Conditioning null_conditioning(const Conditioning& cond) const { return backbone().null_conditioning(cond); }
+  void check_conditioning(const Conditioning& cond, int64_t batch) const { backbone().check_conditioning(cond, batch); }
+  FlopsReport flops(const Grid& dense, const Grid& sparse = {}) const;
+  void init_weights() { backbone().init_weights(); }
+
   torch::nn::Module& module();
   const torch::nn::Module& module() const;
-  std::shared_ptr<torch::nn::Module> module_ptr() const;
-  // side is the sparse grid side for a SparseDiT (ignored by a dense DiT); <= 0 means dense grid.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y, int64_t side = 0);
-  // State dict plus metadata (config with heads, family, layout) for writing to disk.
+  // Weights plus metadata (family, config, layout) for writing to disk.
   StateDict state_dict() const;
+  int64_t parameter_count() const;  // without copying anything
   void to(torch::Device device, torch::Dtype dtype = torch::kFloat32);
   void train(bool on);
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  std::map<std::string, std::string>& metadata() { return metadata_; }
 
  private:
-  DetectedModel spec_;
-  DiT dense_{nullptr};
-  SparseDiT sparse_{nullptr};
+  Backbone& backbone() const;
+
+  ModelSpec spec_;
+  LatentSpec latent_;
+  std::shared_ptr<Backbone> net_;
   std::map<std::string, std::string> metadata_;  // kept from the file (e.g. recommended sampling settings)
 };
 

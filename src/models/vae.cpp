@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "io/file_util.h"
+#include "io/json_fields.h"
 #include "io/safetensors.h"
 #include "io/state_dict.h"
 #include "models/load.h"
@@ -69,36 +70,19 @@ VAEConfig VAEConfig::from_json(const std::string& text) {
   } catch (const std::exception& e) {
     fail("VAE config.json is not valid JSON: ", e.what());
   }
-  if (!j.is_object()) fail("VAE config.json must hold a JSON object");
+  const JsonFields f(j, "VAE config.json");
   VAEConfig c;
-  auto get_int = [&](const char* key, int64_t& dst) {
-    if (!j.contains(key) || j[key].is_null()) return;
-    if (!j[key].is_number_integer()) fail("VAE config.json: '", key, "' must be an integer");
-    dst = j[key].get<int64_t>();
-    if (dst <= 0) fail("VAE config.json: '", key, "' must be positive, got ", dst);
-  };
-  auto get_bool = [&](const char* key, bool& dst) {
-    if (!j.contains(key) || j[key].is_null()) return;
-    if (!j[key].is_boolean()) fail("VAE config.json: '", key, "' must be true or false");
-    dst = j[key].get<bool>();
-  };
-  auto get_num = [&](const char* key, double& dst) {
-    if (!j.contains(key) || j[key].is_null()) return;
-    if (!j[key].is_number()) fail("VAE config.json: '", key, "' must be a number");
-    dst = j[key].get<double>();
-  };
   if (j.contains("_class_name") && j["_class_name"] != "AutoencoderKL")
     fail("VAE config.json describes a ", j["_class_name"].dump(), ", not an AutoencoderKL");
-  get_int("in_channels", c.in_channels);
-  get_int("out_channels", c.out_channels);
-  get_int("latent_channels", c.latent_channels);
-  get_int("layers_per_block", c.layers_per_block);
-  get_int("norm_num_groups", c.norm_num_groups);
-  get_num("scaling_factor", c.scaling_factor);
-  get_num("shift_factor", c.shift_factor);
-  get_bool("use_quant_conv", c.use_quant_conv);
-  get_bool("use_post_quant_conv", c.use_post_quant_conv);
-  get_bool("mid_block_add_attention", c.mid_block_add_attention);
+  for (auto [key, dst] : {std::pair{"in_channels", &c.in_channels}, {"out_channels", &c.out_channels},
+                          {"latent_channels", &c.latent_channels}, {"layers_per_block", &c.layers_per_block},
+                          {"norm_num_groups", &c.norm_num_groups}})
+    f.get(key, *dst, /*positive=*/true);
+  f.get("scaling_factor", c.scaling_factor);
+  f.get("shift_factor", c.shift_factor);
+  f.get("use_quant_conv", c.use_quant_conv);
+  f.get("use_post_quant_conv", c.use_post_quant_conv);
+  f.get("mid_block_add_attention", c.mid_block_add_attention);
   if (c.scaling_factor == 0.0) fail("VAE config.json: scaling_factor must not be 0");
   if (j.contains("block_out_channels")) {
     const auto& b = j["block_out_channels"];
@@ -319,7 +303,7 @@ torch::Tensor AutoencoderKLImpl::decode(const torch::Tensor& z) {
 }
 
 torch::Tensor AutoencoderKLImpl::decode_latents(const torch::Tensor& latents, int64_t tile) {
-  compat::NoGrad no_grad;
+  torch::NoGradGuard no_grad;
   if (latents.dim() != 4 || latents.size(1) != cfg_.latent_channels)
     fail("VAE decode expects latents of shape [N, ", cfg_.latent_channels, ", h, w], got ",
          shape_str(latents.sizes().vec()));
@@ -331,7 +315,7 @@ torch::Tensor AutoencoderKLImpl::decode_latents(const torch::Tensor& latents, in
 }
 
 LatentPosterior AutoencoderKLImpl::encode(const torch::Tensor& x) {
-  compat::NoGrad no_grad;
+  torch::NoGradGuard no_grad;
   const int64_t f = cfg_.downscale();
   if (x.dim() != 4 || x.size(1) != cfg_.in_channels || x.size(2) % f || x.size(3) % f)
     fail("VAE encode expects images of shape [N, ", cfg_.in_channels, ", H, W] with H, W multiples of ",

@@ -74,14 +74,14 @@ std::vector<DensityInterval> plan_density_intervals(const DensitySchedule& sched
   const int64_t T = schedule.num_timesteps();
   std::vector<DensityInterval> out;
   if (spec.empty() || spec == "stages") {
-    const auto sides = schedule.stage_sides();
+    const auto grids = schedule.stage_grids();
     for (int k = 0; k < DensitySchedule::kStages; ++k) {
       auto [a, b] = schedule.stage_range(k);
-      out.push_back({a, b, sides[k], 0, 0.0});
+      out.push_back({a, b, grids[k], 0, 0.0});
     }
   } else {
     const auto b = parse_boundaries(spec, T);
-    for (size_t i = 0; i + 1 < b.size(); ++i) out.push_back({b[i], b[i + 1], schedule.side_at((b[i] + b[i + 1] - 1) / 2), 0, 0.0});
+    for (size_t i = 0; i + 1 < b.size(); ++i) out.push_back({b[i], b[i + 1], schedule.grid_at(static_cast<double>((b[i] + b[i + 1] - 1) / 2)), 0, 0.0});
   }
   std::vector<int64_t> lengths;
   for (auto& iv : out) lengths.push_back(iv.t_end - iv.t_begin);
@@ -94,7 +94,7 @@ std::vector<DensityInterval> plan_density_intervals(const DensitySchedule& sched
 }
 
 std::vector<DensityInterval> dense_interval(int64_t T, int64_t global_batch) {
-  return {DensityInterval{0, T, 0, global_batch, 1.0}};
+  return {DensityInterval{0, T, Grid{}, global_batch, 1.0}};
 }
 
 std::string describe_intervals(const std::vector<DensityInterval>& intervals) {
@@ -102,7 +102,7 @@ std::string describe_intervals(const std::vector<DensityInterval>& intervals) {
   for (size_t i = 0; i < intervals.size(); ++i) {
     const auto& iv = intervals[i];
     os << (i ? ", " : "") << "t in [" << iv.t_begin << "," << iv.t_end << ")";
-    if (iv.side > 0) os << " side " << iv.side;
+    if (!iv.grid.empty()) os << (iv.grid.square() ? " side " + std::to_string(iv.grid.h) : " grid " + iv.grid.str());
     os << " x" << iv.batch;
   }
   return os.str();

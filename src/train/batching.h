@@ -1,7 +1,7 @@
 #pragma once
 // How one optimisation step is put together: which samples (a deterministic per-epoch shuffle, so
 // a resumed run sees the same batches) and, for a SparseDiT, how the global batch is split into
-// one micro-batch per timestep interval, each run at its interval's sparse grid (SPEC §4).
+// one micro-batch per timestep interval, each run at its interval's sparse grid (docs/method.md §4).
 #include <cstdint>
 #include <random>
 #include <string>
@@ -12,22 +12,22 @@
 namespace sdit {
 
 // One micro-batch of a multi-density step: t is drawn uniformly from [t_begin, t_end) and every
-// SDTM pools to side×side. weight = (t_end − t_begin) / T multiplies the micro-batch's mean loss,
+// SDTM pools to `grid`. weight = (t_end − t_begin) / T multiplies the micro-batch's mean loss,
 // so the accumulated gradient is an unbiased estimate of the uniform-t loss whatever the split.
 struct DensityInterval {
   int64_t t_begin = 0, t_end = 1000;
-  int64_t side = 0;  // 0: dense model (no sparse grid)
+  Grid grid;  // empty: a dense model (no sparse grid)
   int64_t batch = 0;
   double weight = 1.0;
 };
 
 // spec: "" or "stages" -> the schedule's four stages with their sides; "K" -> K equal intervals;
-// "0,a,b,...,T" -> those boundaries. Custom intervals use the side at their middle timestep.
+// "0,a,b,...,T" -> those boundaries. Custom intervals use the grid at their middle timestep.
 // The global batch is shared in proportion to interval length (largest remainder, at least one
 // sample each). Throws sdit::Error on malformed specs or a batch smaller than the interval count.
 std::vector<DensityInterval> plan_density_intervals(const DensitySchedule& schedule, const std::string& spec,
                                                     int64_t global_batch);
-// A dense model: one interval covering [0, T) with side 0.
+// A dense model: one interval covering [0, T) with no sparse grid.
 std::vector<DensityInterval> dense_interval(int64_t T, int64_t global_batch);
 std::string describe_intervals(const std::vector<DensityInterval>& intervals);
 

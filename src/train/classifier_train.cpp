@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "eval/npz.h"
+#include "data/npz.h"
 #include "util/compat.h"
 #include "util/error.h"
 

@@ -6,8 +6,8 @@
 #include <functional>
 #include <string>
 
-#include "eval/mnist_classifier.h"
-#include "train/mnist.h"
+#include "models/mnist_classifier.h"
+#include "data/mnist.h"
 
 namespace sdit {
 

@@ -3,8 +3,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "io/image.h"
-#include "io/image_folder.h"
-#include "io/latent_dataset.h"
+#include "data/image_folder.h"
+#include "data/latent_dataset.h"
 #include "util/error.h"
 
 namespace sdit {

@@ -15,11 +15,11 @@
 #include "io/checkpoint.h"
 #include "io/file_util.h"
 #include "io/image.h"
-#include "io/latent_dataset.h"
+#include "data/latent_dataset.h"
+#include "data/mnist.h"
 #include "models/convert.h"
 #include "models/load.h"
 #include "models/vae.h"
-#include "train/mnist.h"
 #include "util/compat.h"
 #include "util/device.h"
 #include "util/error.h"
@@ -32,7 +32,6 @@ using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kFormat = "sparsedit-train/1";
-constexpr const char* kTrainPrefix = kTrainingStatePrefix;
 constexpr const char* kModelPrefix = "train.model.";
 constexpr const char* kOptPrefix = "train.opt.";
 constexpr int64_t kGridImages = 16, kGridRow = 8;
@@ -67,24 +66,17 @@ void restore_rng(const RngSnapshot& s, torch::Device dev) {
   if (dev.is_cuda() && s.device.defined()) set_generator_state(dev, s.device);
 }
 
-// A SparseDiT from scratch starts its merge layers as the conversion does (X_m = X).
-void init_merge_layers(torch::nn::Module& m) {
-  torch::NoGradGuard ng;
-  for (auto& p : m.named_parameters()) {
-    const auto& k = p.key();
-    auto& v = p.value();
-    if (k.find("merged_layer2.weight") != std::string::npos)
-      v.copy_(torch::eye(v.size(0), v.size(1), v.options()));
-    else if (k.find("merged_layer1.") != std::string::npos || k.find("merged_layer2.bias") != std::string::npos)
-      v.zero_();
-  }
+// The per-sample shape of a batch tensor.
+std::vector<int64_t> sample_shape(const std::vector<int64_t>& batch_shape) {
+  return std::vector<int64_t>(batch_shape.begin() + 1, batch_shape.end());
 }
 
-void check_fits_data(const DiTConfig& c, const torch::Tensor& images, int64_t classes, const std::string& what) {
-  if (c.input_size != images.size(2) || c.in_channels != images.size(1) || c.num_classes != classes)
-    fail(what, " is for ", c.in_channels, "x", c.input_size, "x", c.input_size, " inputs and ", c.num_classes,
-         " classes, but the data has ", images.size(1), "x", images.size(2), "x", images.size(3), " and ", classes,
-         " classes");
+void check_fits_data(const Model& m, const torch::Tensor& data, int64_t classes, const std::string& what) {
+  const LatentSpec& l = m.latent();
+  const auto want = sample_shape(l.shape(1)), have = sample_shape(data.sizes().vec());
+  if (want != have || (l.cond == CondKind::ClassLabel && l.num_classes != classes))
+    fail(what, " is for inputs of shape ", shape_str(want), " and ", l.num_classes, " classes, but the data has ",
+         shape_str(have), " and ", classes, " classes");
 }
 
 // Drops log lines written after `step` (by a run that went on past the checkpoint being resumed).
@@ -139,13 +131,6 @@ std::string fmt_step(int64_t step) {
 
 }  // namespace
 
-GaussianDiffusion::Losses batch_losses(Model& model, const GaussianDiffusion& diffusion, const torch::Tensor& x0,
-                                       const torch::Tensor& t, const torch::Tensor& y, const torch::Tensor& noise,
-                                       int64_t side, double min_snr_gamma) {
-  ModelFn fn = [&](const torch::Tensor& x, const torch::Tensor& t_orig) { return model.forward(x, t_orig, y, side); };
-  return diffusion.training_losses(fn, x0, t, noise, min_snr_gamma);
-}
-
 void Trainer::message(const std::string& m) const {
   if (hooks_.on_message) hooks_.on_message(m);
 }
@@ -153,82 +138,81 @@ void Trainer::message(const std::string& m) const {
 void Trainer::load_data() {
   if (opt_.data == "mnist") {
     auto m = load_mnist(opt_.cache_dir.empty() ? default_cache_dir() : opt_.cache_dir);
-    images_ = m.train_images;
-    labels_ = m.train_labels;
+    data_ = m.train_images;
+    data_cond_.labels = m.train_labels;
     num_classes_ = 10;
     return;
   }
   if (!is_directory(opt_.data))
     fail("--data '", opt_.data, "' is neither 'mnist' nor a latent dataset folder (written by sparsedit encode)");
   auto ds = LatentDataset::open(opt_.data);
-  if (ds.latents.dim() != 4 || ds.latents.size(2) != ds.latents.size(3))
-    fail("--data '", opt_.data, "': latents must be square (N, C, h, h)");
-  images_ = ds.latents;
-  labels_ = ds.labels;
+  data_ = ds.latents;
+  data_cond_.labels = ds.labels;
   num_classes_ = ds.num_classes;
 }
 
-void Trainer::build_fresh() {
-  const int64_t side = images_.size(2), channels = images_.size(1);
-  torch::manual_seed(opt_.seed);
-  if (!opt_.init_from.empty()) {
-    StateDict sd = without_training_state(load_checkpoint(opt_.init_from));
-    std::optional<int64_t> heads;
-    if (opt_.num_heads > 0) heads = opt_.num_heads;
-    auto det = detect_from_weights(sd, heads);
-    if (!det.heads_known)
-      fail("--init-from ", opt_.init_from, ": cannot tell the number of attention heads for hidden size ",
-           det.config.hidden_size, "; pass --num-heads");
-    check_fits_data(det.config, images_, num_classes_, "--init-from " + opt_.init_from);
-    if (det.family == ModelFamily::DiT && opt_.sparse) {
-      const auto layout = opt_.layout.empty() ? SparseLayout::default_for_depth(det.config.depth)
-                                              : SparseLayout::parse(opt_.layout, det.config.depth);
-      auto r = convert_dense_to_sparse(sd, det.config, layout);
-      message("converted the dense DiT to SparseDiT layout " + layout.str() + " (" + std::to_string(r.missing.size()) +
-              " new tensors W1 = 0, W2 = I; " + std::to_string(r.unexpected.size()) + " dense tensors split)");
-      sd = std::move(r.sparse);
-      det.family = ModelFamily::SparseDiT;
-      det.layout = layout;
-    } else if (det.family == ModelFamily::SparseDiT) {
-      if (!opt_.layout.empty() && SparseLayout::parse(opt_.layout, det.config.depth).str() != det.layout.str())
-        fail("--layout ", opt_.layout, " differs from the layout of the SparseDiT in ", opt_.init_from, " (",
-             det.layout.str(), ")");
-      opt_.sparse = true;
+// --init-from: a dense model (converted when --sparse) or a SparseDiT, of any family.
+Model Trainer::model_from_init() {
+  StateDict sd = native_state_dict(load_checkpoint(opt_.init_from));
+  LoadOptions lo;
+  if (opt_.num_heads > 0) lo.num_heads = opt_.num_heads;
+  ModelSpec spec = [&] {
+    try {
+      return detect_spec(sd, lo);
+    } catch (const Error& e) {
+      fail("--init-from ", opt_.init_from, ": ", e.what());
     }
-    model_ = Model::build(det);
-    load_state_dict(model_.module(), sd, /*strict=*/true);
-  } else {
-    if (opt_.model.empty() && (opt_.hidden_size == 0 || opt_.depth == 0))
-      fail("choose a model: --model NAME (DiT-S/2, DiT-B/4, ...) or --hidden-size and --depth "
-           "(with --num-heads and --patch-size)");
-    DiTConfig cfg = opt_.model.empty() ? DiTConfig{} : dit_preset(opt_.model);
-    if (opt_.hidden_size) cfg.hidden_size = opt_.hidden_size;
-    if (opt_.depth) cfg.depth = opt_.depth;
-    if (opt_.patch_size) cfg.patch_size = opt_.patch_size;
-    if (opt_.num_heads) {
-      cfg.num_heads = opt_.num_heads;
-    } else if (opt_.hidden_size) {
-      auto h = default_heads(cfg.hidden_size);
-      if (!h) fail("--hidden-size ", cfg.hidden_size, " has no default head count; pass --num-heads");
-      cfg.num_heads = *h;
-    }
-    if (cfg.hidden_size % 4 != 0) fail("--hidden-size must be divisible by 4 (sin-cos position embedding)");
-    cfg.input_size = side;
-    cfg.in_channels = channels;
-    cfg.num_classes = num_classes_;
-    cfg.learn_sigma = true;
-    DetectedModel spec;
-    spec.config = cfg;
-    spec.heads_known = true;
-    if (opt_.sparse) {
-      spec.family = ModelFamily::SparseDiT;
-      spec.layout = opt_.layout.empty() ? SparseLayout::default_for_depth(cfg.depth)
-                                        : SparseLayout::parse(opt_.layout, cfg.depth);
-    }
-    model_ = Model::build(spec);
-    initialize_dit_weights(model_.module(), cfg);
-    if (opt_.sparse) init_merge_layers(model_.module());
+  }();
+  const int64_t depth = spec.config.value("depth", int64_t{0});
+  if (!spec.sparse() && opt_.sparse) {
+    const auto layout = opt_.layout.empty() ? SparseLayout::default_for_depth(depth) : SparseLayout::parse(opt_.layout, depth);
+    auto r = convert_dense_to_sparse(sd, spec.config.value("hidden_size", int64_t{0}), depth, layout);
+    message("converted the dense " + display_name(spec) + " to layout " + layout.str() + " (" +
+            std::to_string(r.missing.size()) + " new tensors W1 = 0, W2 = I; " + std::to_string(r.unexpected.size()) +
+            " dense tensors split)");
+    sd = std::move(r.sparse);
+    spec.layout = layout;
+  } else if (spec.sparse()) {
+    if (!opt_.layout.empty() && SparseLayout::parse(opt_.layout, depth).str() != spec.layout->str())
+      fail("--layout ", opt_.layout, " differs from the layout of the SparseDiT in ", opt_.init_from, " (",
+           spec.layout->str(), ")");
+    opt_.sparse = true;
   }
+  Model m = Model::build(spec);
+  load_state_dict(m.module(), sd, /*strict=*/true);
+  return m;
+}
+
+// A model from a preset and/or custom sizes, shaped to the data, with its training init.
+Model Trainer::model_from_scratch() {
+  if (opt_.model.empty() && (opt_.hidden_size == 0 || opt_.depth == 0))
+    fail("choose a model: --model NAME (DiT-S/2, DiT-B/4, ...) or --hidden-size and --depth "
+         "(with --num-heads and --patch-size)");
+  // Custom sizes start from DiT-XL/2's config (hidden, depth, heads, patch each overridable).
+  ModelSpec spec = preset_spec(opt_.model.empty() ? "DiT-XL/2" : opt_.model);
+  SpecOverrides o;
+  if (opt_.hidden_size) o.hidden_size = opt_.hidden_size;
+  if (opt_.depth) o.depth = opt_.depth;
+  if (opt_.patch_size) o.patch_size = opt_.patch_size;
+  if (opt_.num_heads) o.num_heads = opt_.num_heads;
+  o.in_channels = data_.size(1);
+  o.height = data_.size(-2);
+  o.width = data_.size(-1);
+  o.num_classes = num_classes_;
+  spec = family(spec.family).apply_overrides(spec, o);
+  if (opt_.sparse) {
+    const int64_t depth = spec.config.value("depth", int64_t{0});
+    spec.layout = opt_.layout.empty() ? SparseLayout::default_for_depth(depth) : SparseLayout::parse(opt_.layout, depth);
+  }
+  Model m = Model::build(spec);
+  m.init_weights();
+  return m;
+}
+
+void Trainer::build_fresh() {
+  torch::manual_seed(opt_.seed);
+  model_ = opt_.init_from.empty() ? model_from_scratch() : model_from_init();
+  if (!opt_.init_from.empty()) check_fits_data(model_, data_, num_classes_, "--init-from " + opt_.init_from);
   if (!model_.sparse() && (!opt_.layout.empty() || (!opt_.density.empty() && opt_.density != "full")))
     fail("--layout and --density apply to a SparseDiT; add --sparse");
   ema_ = Model::build(model_.spec());
@@ -242,13 +226,13 @@ void Trainer::setup() {
   model_.train(true);
   ema_.train(false);
   DiffusionOptions dopt;
-  dopt.learn_sigma = model_.config().learn_sigma;
+  dopt.learn_sigma = model_.latent().learn_sigma;
   diffusion_ = std::make_unique<GaussianDiffusion>(dopt);
-  const auto& cfg = model_.config();
+  const LatentSpec& latent = model_.latent();
   const int64_t T = diffusion_->num_timesteps();
   if (model_.sparse()) {
-    density_ = opt_.density.empty() ? default_density(cfg.tokens()) : opt_.density;
-    schedule_ = DensitySchedule::parse(density_, cfg.grid(), T);
+    density_ = opt_.density.empty() ? kDefaultDensity : opt_.density;
+    schedule_ = DensitySchedule::parse(density_, model_.grid(), T);
     intervals_ = plan_density_intervals(schedule_, opt_.density_intervals, opt_.global_batch_size);
   } else {
     density_ = "full";
@@ -264,9 +248,9 @@ void Trainer::setup() {
   a.lr = opt_.lr;
   a.weight_decay = opt_.weight_decay;
   adamw_ = std::make_unique<AdamW>(std::move(trainable), a);
-  sampler_ = std::make_unique<EpochSampler>(images_.size(0), opt_.global_batch_size, opt_.seed);
-  if (opt_.sample_every > 0 && cfg.in_channels != 1 && cfg.in_channels != 3 && opt_.vae.empty())
-    fail("--sample-every on ", cfg.in_channels, "-channel latents needs --vae DIR to decode the grid");
+  sampler_ = std::make_unique<EpochSampler>(data_.size(0), opt_.global_batch_size, opt_.seed);
+  if (opt_.sample_every > 0 && latent.latent_space() && opt_.vae.empty())
+    fail("--sample-every on ", latent.channels, "-channel latents needs --vae DIR to decode the grid");
 }
 
 Trainer Trainer::start(const TrainOptions& opt, TrainHooks hooks) {
@@ -311,7 +295,7 @@ Trainer Trainer::resume(const std::string& checkpoint, const TrainOptions& cli, 
     fail("--steps ", tr.opt_.steps, " is below the step of the checkpoint being resumed (", step, ")");
   tr.load_data();
   tr.ema_ = Model::from_state_dict(sd);  // the plain names: EMA weights
-  check_fits_data(tr.ema_.config(), tr.images_, tr.num_classes_, "checkpoint " + path);
+  check_fits_data(tr.ema_, tr.data_, tr.num_classes_, "checkpoint " + path);
   StateDict raw;
   const std::string mp = kModelPrefix;
   for (const auto& k : sd.keys())
@@ -340,40 +324,30 @@ void Trainer::train_step() {
   const int64_t s = step_ + 1;
   if (hooks_.before_step) hooks_.before_step(s, model_);
   const auto idx = torch::tensor(sampler_->batch(step_), torch::kLong);
-  const auto x = images_.index_select(0, idx), y = labels_.index_select(0, idx);
   adamw_->zero_grad();
-  double loss = 0, mse = 0, vb = 0;
-  int64_t offset = 0;
-  for (size_t k = 0; k < intervals_.size(); ++k) {
-    const auto& iv = intervals_[k];
-    auto xb = x.narrow(0, offset, iv.batch), yb = y.narrow(0, offset, iv.batch);
-    offset += iv.batch;
-    // Drawn on the CPU generator in the reference's order (t, then noise), so the stream does not
-    // depend on the device; the label dropout draw follows inside the forward.
-    auto t = torch::randint(iv.t_begin, iv.t_end, {iv.batch}, torch::kLong);
-    auto noise = torch::randn_like(xb);
+  StepOptions so;
+  so.device = device_;
+  so.min_snr_gamma = opt_.min_snr_gamma;
+  so.before_forward = [&](const MicroBatch& mb) {
     if (hooks_.on_micro_batch)
-      hooks_.on_micro_batch({s, k, iv.t_begin, iv.t_end, iv.side, iv.batch, t.min().item<int64_t>(),
-                             t.max().item<int64_t>()});
-    auto L = batch_losses(model_, *diffusion_, xb.to(device_), t.to(device_), yb.to(device_), noise.to(device_),
-                          iv.side, opt_.min_snr_gamma);
-    auto weighted = L.loss.mean() * iv.weight;
-    const double lv = weighted.item<double>();
-    if (!std::isfinite(lv)) {
-      std::ostringstream os;
-      os << "the loss is not finite (" << lv << ") at step " << s << " (t in [" << iv.t_begin << ", " << iv.t_end << ")";
-      if (iv.side > 0) os << ", side " << iv.side;
-      os << "); training stopped. ";
-      if (last_checkpoint_.empty()) os << "No checkpoint of this run had been written yet. ";
-      else os << "The last good checkpoint is " << last_checkpoint_ << ". ";
-      os << "Try a lower --lr or --grad-clip 1.";
-      fail(os.str());
-    }
-    weighted.backward();
-    loss += lv;
-    mse += L.mse.mean().item<double>() * iv.weight;
-    vb += L.vb.mean().item<double>() * iv.weight;
-  }
+      hooks_.on_micro_batch({s, mb.interval, mb.iv->t_begin, mb.iv->t_end, mb.iv->batch, mb.iv->grid,
+                             mb.t.min().item<int64_t>(), mb.t.max().item<int64_t>()});
+  };
+  so.before_backward = [&](const MicroBatch& mb) {
+    if (std::isfinite(mb.weighted_loss)) return;
+    const auto& iv = *mb.iv;
+    std::ostringstream os;
+    os << "the loss is not finite (" << mb.weighted_loss << ") at step " << s << " (t in [" << iv.t_begin << ", "
+       << iv.t_end << ")";
+    if (!iv.grid.empty()) os << ", grid " << iv.grid.str();
+    os << "); training stopped. ";
+    if (last_checkpoint_.empty()) os << "No checkpoint of this run had been written yet. ";
+    else os << "The last good checkpoint is " << last_checkpoint_ << ". ";
+    os << "Try a lower --lr or --grad-clip 1.";
+    fail(os.str());
+  };
+  const auto L = accumulate_gradients(model_, *diffusion_, intervals_, data_.index_select(0, idx),
+                                      data_cond_.index_select(idx), so);
   if (opt_.grad_clip > 0) {
     const double norm = clip_grad_norm(adamw_->params(), opt_.grad_clip);
     if (!std::isfinite(norm))
@@ -383,9 +357,9 @@ void Trainer::train_step() {
   adamw_->step();
   ema_update(ema_.module(), model_.module(), opt_.ema_decay);
   step_ = s;
-  log_loss_ += loss, log_mse_ += mse, log_vb_ += vb, ++log_steps_;
+  log_loss_ += L.loss, log_mse_ += L.mse, log_vb_ += L.vb, ++log_steps_;
   if (hooks_.on_step) {
-    StepStats st{s, loss, mse, vb, 0.0, opt_.lr};
+    StepStats st{s, L.loss, L.mse, L.vb, 0.0, opt_.lr};
     hooks_.on_step(st);
   }
 }
@@ -473,10 +447,10 @@ void Trainer::export_weights(const std::string& path) const {
 }
 
 void Trainer::write_sample_grid() {
-  const auto& cfg = ema_.config();
+  const LatentSpec& latent = ema_.latent();
   const auto saved = snapshot_rng(device_);
   SamplingRequest req;
-  for (int64_t i = 0; i < kGridImages; ++i) req.labels.push_back(i % cfg.num_classes);
+  req.cond.labels = torch::arange(kGridImages, torch::kLong).remainder(std::max<int64_t>(latent.num_classes, 1));
   req.steps = opt_.sample_steps;
   req.sampler = opt_.sample_sampler;
   req.cfg_scale = opt_.sample_cfg;
@@ -486,7 +460,7 @@ void Trainer::write_sample_grid() {
   req.device = device_;
   Model& ema = ema_;
   torch::Tensor images = run_sampling(ema, req).samples;
-  if (cfg.in_channels != 1 && cfg.in_channels != 3) {
+  if (latent.latent_space()) {
     auto vae = load_vae(opt_.vae);
     torch::NoGradGuard ng;
     images = vae->decode_latents(images);
@@ -504,9 +478,10 @@ void Trainer::write_sample_grid() {
 
 std::string Trainer::describe() const {
   std::ostringstream os;
-  os << "data:      " << (opt_.data == "mnist" ? "MNIST" : opt_.data) << ", " << images_.size(0) << " samples "
-     << images_.size(1) << "x" << images_.size(2) << "x" << images_.size(3) << ", " << num_classes_ << " classes\n";
-  os << "model:     " << model_.describe() << ", " << model_.state_dict().numel() << " parameters\n";
+  auto shape = sample_shape(data_.sizes().vec());
+  os << "data:      " << (opt_.data == "mnist" ? "MNIST" : opt_.data) << ", " << data_.size(0) << " samples of "
+     << shape_str(shape) << ", " << num_classes_ << " classes\n";
+  os << "model:     " << model_.describe() << ", " << model_.parameter_count() << " parameters\n";
   if (model_.sparse()) os << "density:   " << schedule_.describe() << "\n";
   os << "batches:   " << describe_intervals(intervals_) << "\n";
   os << "optimizer: AdamW lr " << opt_.lr << ", weight decay " << opt_.weight_decay << ", EMA " << opt_.ema_decay;

@@ -1,12 +1,13 @@
 #pragma once
 // `sparsedit train`: DiT's train.py loop (AdamW, EMA, class dropout, the reference loss) on MNIST
-// or a latent dataset, plus SparseDiT's multi-density training (SPEC §4): each step runs one
+// or a latent dataset, plus SparseDiT's multi-density training (docs/method.md §4): each step runs one
 // micro-batch per timestep interval at that interval's sparse grid and accumulates the gradients.
+// The model may be of any family (models/registry.h); the data gives its size and classes.
 //
 // Reproducibility contract: all randomness of a step comes, in a fixed order, from the default
-// generators (per micro-batch: t = randint, noise = randn on the CPU generator, then the label
-// dropout rand inside the model, on the training device's generator), and the data order is a
-// function of (seed, step). A checkpoint stores the generators' states, so resuming replays the
+// generators (train/step.h: per micro-batch t = randint, noise = randn on the CPU generator, then
+// the label dropout rand inside the model, on the training device's generator), and the data
+// order is a function of (seed, step). A checkpoint stores the generators' states, so resuming replays the
 // uninterrupted run bit for bit. Sample grids run under a saved-and-restored generator state.
 //
 // Checkpoint layout (one safetensors file, written atomically):
@@ -30,15 +31,10 @@
 #include "models/model.h"
 #include "train/batching.h"
 #include "train/optim.h"
+#include "train/step.h"
 #include "train/train_options.h"
 
 namespace sdit {
-
-// The loss of one batch at one grid side (side 0: dense): GaussianDiffusion::training_losses with
-// the labels closed over. Label dropout happens inside the model when it is in training mode.
-GaussianDiffusion::Losses batch_losses(Model& model, const GaussianDiffusion& diffusion, const torch::Tensor& x0,
-                                       const torch::Tensor& t, const torch::Tensor& y, const torch::Tensor& noise,
-                                       int64_t side, double min_snr_gamma);
 
 struct StepStats {
   int64_t step = 0;          // steps completed
@@ -50,7 +46,8 @@ struct StepStats {
 struct MicroBatchInfo {
   int64_t step = 0;  // the step being computed (1-based)
   size_t interval = 0;
-  int64_t t_begin = 0, t_end = 0, side = 0, batch = 0;
+  int64_t t_begin = 0, t_end = 0, batch = 0;
+  Grid grid;  // empty: dense
   int64_t t_min = 0, t_max = 0;  // of the timesteps actually drawn
 };
 
@@ -92,6 +89,8 @@ class Trainer {
   Trainer() = default;
   void load_data();
   void build_fresh();
+  Model model_from_init();
+  Model model_from_scratch();
   void setup();
   void train_step();
   void log_line(const StepStats& s) const;
@@ -101,7 +100,8 @@ class Trainer {
   TrainOptions opt_;
   TrainHooks hooks_;
   torch::Device device_{torch::kCPU};
-  torch::Tensor images_, labels_;  // CPU
+  torch::Tensor data_;       // (N, ...) training inputs, CPU
+  Conditioning data_cond_;   // their conditioning rows (class labels), CPU
   int64_t num_classes_ = 0;
   Model model_, ema_;
   std::unique_ptr<AdamW> adamw_;

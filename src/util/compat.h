@@ -27,7 +27,4 @@ void set_tf32(bool allow);
 // as columns}. torch::linalg_eigh exists from 1.9 on; torch::symeig (its predecessor) is gone in 2.x.
 std::tuple<torch::Tensor, torch::Tensor> eigh(const torch::Tensor& a);
 
-// NoGradGuard + InferenceMode differ in availability; NoGradGuard exists in both.
-using NoGrad = torch::NoGradGuard;
-
 }  // namespace sdit::compat

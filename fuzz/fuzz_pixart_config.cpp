@@ -7,8 +7,19 @@
 #include <cstdint>
 #include <string>
 
+#include "common.h"
 #include "models/pixart.h"
 #include "util/error.h"
+
+void sdit::fuzz::write_seeds(const std::string& dir) {
+  write_seed(dir, "base.json",
+             R"({"_class_name": "PixArtTransformer2DModel", "sample_size": 32, "patch_size": 2, "in_channels": 4,)"
+             R"( "out_channels": 8, "num_layers": 1, "num_attention_heads": 1, "attention_head_dim": 12,)"
+             R"( "caption_channels": 8, "interpolation_scale": 1, "use_additional_conditions": false})");
+  write_seed(dir, "zero.json", R"({"sample_size": 0})");
+  write_seed(dir, "huge.json", R"({"sample_size": 1e30})");
+  write_seed(dir, "array.json", "[]");
+}
 
 namespace {
 

@@ -55,6 +55,11 @@ golden_seeds() {
         rel=${f#"$GOLDEN"/}
         cp "$f" "$corpus/golden_${rel//\//_}"
       done ;;
+    fuzz_pixart_config)
+      find "$GOLDEN/pixart" -path '*transformer/config.json' 2>/dev/null | while read -r f; do
+        rel=${f#"$GOLDEN"/}
+        cp "$f" "$corpus/golden_${rel//\//_}"
+      done ;;
     fuzz_pickle)
       if [ -f "$GOLDEN/dit/dit_train_checkpoint.pt" ] && command -v unzip >/dev/null; then
         unzip -p "$GOLDEN/dit/dit_train_checkpoint.pt" '*/data.pkl' > "$corpus/golden_train_checkpoint.pkl" || true

@@ -1,7 +1,7 @@
 #pragma once
 // Limits that keep a hostile or corrupt file from costing unbounded memory or time. Readers check
 // what a file declares (sizes, counts, extents, dimensions) against these and against the bytes
-// the file really holds before they allocate; docs/readme-hostile.md lists them for users.
+// the file really holds before they allocate; docs/hostile-files.md lists them for users.
 #include <cstdint>
 
 namespace sdit {

@@ -103,7 +103,7 @@ ModelSpec detect(const StateDict& sd, const LoadOptions& opt) {
     if (j.contains("hidden_size") && meta.hidden_size != c.hidden_size)
       fail("the checkpoint's config metadata says hidden size ", meta.hidden_size, " but its tensors have ",
            c.hidden_size);
-    if (j->contains("num_heads")) file_heads = meta.num_heads;
+    if (j.contains("num_heads")) file_heads = meta.num_heads;
   }
   c.num_heads = resolve_heads(file_heads, c.hidden_size, opt, default_heads(c.hidden_size));
   if (c.num_heads > 0) c.validate();

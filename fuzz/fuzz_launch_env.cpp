@@ -8,8 +8,17 @@
 #include <map>
 #include <string>
 
+#include "common.h"
 #include "dist/launch_env.h"
 #include "util/error.h"
+
+void sdit::fuzz::write_seeds(const std::string& dir) {
+  using namespace std::string_literals;
+  write_seed(dir, "torchrun", "RANK=1\0WORLD_SIZE=2\0LOCAL_RANK=1\0MASTER_ADDR=h\0MASTER_PORT=1"s);
+  write_seed(dir, "slurm",
+             "SLURM_PROCID=0\0SLURM_STEP_ID=0\0SLURM_NTASKS=2\0SLURM_STEP_NODELIST=gpu[07-10,12]\0"
+             "SLURM_TASKS_PER_NODE=2(x3),1"s);
+}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string in(reinterpret_cast<const char*>(data), size);

@@ -3,20 +3,20 @@
 // splitting, normalisation, unknown characters and truncation with whatever model loaded.
 // Seed: ../shared/golden/t5/tokenizer/spiece.model (a 400-piece unigram model with T5's options).
 // Every input must end in a tokenizer or an sdit::Error, never a crash, abort or hang.
-// Build it without libtorch, SentencePiece linked directly (sanitizers refuse RTLD_DEEPBIND, and
-// without libtorch's libprotobuf there is no clash to isolate), e.g.:
-//   clang++ -g -O1 -fsanitize=fuzzer,address,undefined -std=c++17 -Isrc -DSPARSEDIT_SPM_LINKED
-//     fuzz/fuzz_spiece.cpp src/conditioning/{t5_tokenizer,python_text,sentencepiece,spm_shim,spm_model_check}.cpp
-//     src/io/file_util.cpp -lsentencepiece -licuuc -o fuzz_spiece
-//   ./fuzz_spiece -max_total_time=600 corpus/ ../shared/golden/t5/tokenizer/
+// Built with the shim linked directly (-DSPARSEDIT_SPM_LINKED: sanitizers refuse RTLD_DEEPBIND).
 // Found: libsentencepiece 0.1.97 reads out of bounds on a corrupt precompiled_charsmap (now walked
 // first by conditioning/spm_model_check.cpp); 10 minutes after that fix: no findings.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
+#include "common.h"
 #include "conditioning/t5_tokenizer.h"
 #include "util/error.h"
+
+// A valid model cannot be written without SentencePiece's trainer: scripts/fuzz.sh seeds this
+// target from the golden tokenizer's spiece.model, and an empty seed starts it otherwise.
+void sdit::fuzz::write_seeds(const std::string& dir) { write_seed(dir, "empty", ""); }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {

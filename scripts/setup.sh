@@ -8,6 +8,11 @@ BUILD_DIR="${1:-build}"
 PACKAGES=(build-essential cmake ninja-build ccache pkg-config
           libtorch-dev nlohmann-json3-dev libcli11-dev libgtest-dev
           libpng-dev libjpeg62-turbo-dev
+          # video files: MP4/H.264 (FFmpeg's libraries; Debian's libavcodec encodes through libx264),
+          # animated WebP and GIF
+          libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libwebp-dev libgif-dev
+          # clang with its libFuzzer/sanitizer runtimes builds the fuzz targets (scripts/fuzz.sh).
+          clang libclang-rt-14-dev
           # c10d's ProcessGroupGloo.hpp includes <gloo/...>, which libtorch-dev does not depend on.
           libgloo-dev
           # T5 tokenizer (SentencePiece) and Python-exact caption text handling (ICU).

@@ -14,6 +14,7 @@
 #include "diffusion/density_schedule.h"
 #include "diffusion/respace.h"
 #include "bench/bench.h"
+#include "bench/gemm_limit.h"
 #include "diffusion/pipeline.h"
 #include "models/dit.h"
 #include "io/checkpoint.h"
@@ -84,6 +85,9 @@ TEST(Bench, JsonRowsCoverEveryCombination) {
     EXPECT_GE(r["ms_per_step_sd"].get<double>(), 0.0);
     EXPECT_GT(r["img_per_s"].get<double>(), 0.0);
     EXPECT_GT(r["gflops_per_s"].get<double>(), 0.0);
+    EXPECT_GT(r["gemm_limit_gflops"].get<double>(), 0.0);
+    EXPECT_NEAR(r["pct_gemm_limit"].get<double>(),
+                100.0 * r["gflops_per_s"].get<double>() / r["gemm_limit_gflops"].get<double>(), 1e-9);
     EXPECT_DOUBLE_EQ(r["gmacs"].get<double>(), expected_gmacs(cfg, !full, r["density"], "50"));
     EXPECT_DOUBLE_EQ(r["gmacs_per_image_step"].get<double>(), r["gmacs"].get<double>());
     // The per-side steps add up to the run and their weighted GMACs to the mean.
@@ -273,6 +277,35 @@ TEST(Bench, AttachSpeedupsPerGroup) {
   EXPECT_DOUBLE_EQ(m.mean, 2.0);
   EXPECT_DOUBLE_EQ(m.sd, 1.0);
   EXPECT_DOUBLE_EQ(sdit::mean_sd({5.0}).sd, 0.0);
+}
+
+}  // namespace
+
+namespace {
+
+// The GEMM limit times the products a forward issues: each mm/addmm/bmm/baddbmm is recorded with
+// its (batch, m, k, n), nothing else is, and the rate comes out positive.
+TEST(Bench, GemmLimitRecordsTheForwardsProducts) {
+  torch::NoGradGuard ng;
+  const auto x = torch::randn({10, 3});
+  const auto w = torch::randn({4, 3});
+  const auto b = torch::randn({4});
+  const auto q = torch::randn({2, 5, 6});
+  const auto k = torch::randn({2, 6, 7});
+  const auto shapes = sdit::record_gemm_shapes([&] {
+    torch::addmm(b, x, w.t());
+    torch::addmm(b, x, w.t());
+    torch::bmm(q, k);
+    torch::baddbmm(torch::zeros({2, 5, 7}), q, k);
+    torch::gelu(x);  // not a product
+  });
+  ASSERT_EQ(shapes.count.size(), 2u);
+  EXPECT_DOUBLE_EQ(shapes.count.at(sdit::GemmShape{1, 10, 3, 4}), 2.0);
+  EXPECT_DOUBLE_EQ(shapes.count.at(sdit::GemmShape{2, 5, 6, 7}), 2.0);
+  EXPECT_DOUBLE_EQ(shapes.flops(), 2.0 * (2 * 10 * 3 * 4) + 2.0 * (2 * 2 * 5 * 6 * 7));
+  // Nothing is recorded outside the call.
+  torch::mm(x, w.t());
+  EXPECT_GT(sdit::measure_gemm_rate(shapes, torch::kFloat32, torch::kCPU, 1, 1.0), 0.0);
 }
 
 }  // namespace

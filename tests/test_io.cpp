@@ -12,6 +12,7 @@
 #include "io/safetensors.h"
 #include "io/torch_pt.h"
 #include "io/zip.h"
+#include "pt_builders.h"
 #include "models/dit.h"
 #include "models/registry.h"
 #include "testing.h"
@@ -183,35 +184,6 @@ TEST_F(IoTest, WriteTorchPtRoundTripAndUnzip) {
   expect_error([&] { save_checkpoint(path("g.bin"), golden_sd); }, "unknown extension");
 }
 
-// The pre-1.6 torch.save stream as PyTorch writes it (pytorch-fid's Inception weights are one):
-// magic, protocol, sys_info and object pickles, the storage key list, then count + bytes per key.
-std::string legacy_pt_bytes(const StateDict& sd, const char* module = "torch", const char* storage_class = "FloatStorage") {
-  std::string out("\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.", 15);
-  out += PickleWriter().proto(2).integer(1001).stop().bytes();
-  PickleWriter info;
-  info.proto(2).empty_dict().mark().str("protocol_version").integer(1001).str("little_endian").boolean(true);
-  out += info.str("type_sizes").empty_dict().setitems().stop().bytes();
-  PickleWriter obj, keys;
-  obj.proto(2).global("collections", "OrderedDict").empty_tuple().reduce().mark();
-  keys.proto(2).raw(']').mark();
-  std::string data;
-  for (size_t i = 0; i < sd.keys().size(); ++i) {
-    const torch::Tensor t = sd.at(sd.keys()[i]).contiguous();
-    obj.str(sd.keys()[i]).global("torch._utils", "_rebuild_tensor_v2").mark();
-    obj.mark().str("storage").global(module, storage_class).str("k" + std::to_string(i)).str("cuda:0");
-    obj.integer(t.numel()).none().tuple_from_mark().binpersid();
-    obj.integer(0).int_tuple(t.sizes().vec()).int_tuple(t.strides().vec()).boolean(false);
-    obj.global("collections", "OrderedDict").empty_tuple().reduce().tuple_from_mark().reduce();
-    keys.str("k" + std::to_string(i));
-    const int64_t n = t.numel();
-    data.append(reinterpret_cast<const char*>(&n), 8);
-    data.append(static_cast<const char*>(t.data_ptr()), t.nbytes());
-  }
-  out += obj.setitems().stop().bytes();
-  out += keys.raw('e').stop().bytes();
-  return out + data;
-}
-
 TEST_F(IoTest, LegacyTorchSaveStreamIsRead) {
   StateDict sd;
   sd.set("conv.weight", torch::randn({4, 3, 3, 3}));
@@ -351,24 +323,14 @@ TEST_F(IoTest, PickleStructuralErrors) {
   expect_error([&] { load(PickleWriter().proto(2).raw('X').raw(0xff).raw(0xff).raw(0xff).raw(0x7f)); }, "truncated");
   expect_error([&] { load(PickleWriter().proto(2).raw('u').stop()); }, "missing MARK");
 
-  // One tensor: OrderedDict{'w': _rebuild_tensor_v2(storage(key, numel), 0, size, stride, False, OrderedDict())}.
-  auto tensor_pickle = [](const std::string& key, int64_t numel, std::vector<int64_t> size, std::vector<int64_t> stride) {
-    PickleWriter w;
-    w.proto(2).global("collections", "OrderedDict").empty_tuple().reduce().mark();
-    w.str("w").global("torch._utils", "_rebuild_tensor_v2").mark();
-    w.mark().str("storage").global("torch", "FloatStorage").str(key).str("cpu").integer(numel).tuple_from_mark().binpersid();
-    w.integer(0).int_tuple(size).int_tuple(stride).boolean(false);
-    w.global("collections", "OrderedDict").empty_tuple().reduce().tuple_from_mark().reduce();
-    w.setitems().stop();
-    return w;
-  };
   std::string bytes16(16, '\0');
   float vals[4] = {1, 2, 3, 4};
   std::memcpy(&bytes16[0], vals, 16);
   PyValue ok = load(tensor_pickle("0", 4, {2, 2}, {1, 2}), {{"0", bytes16}});
   ASSERT_TRUE(ok.get("w") && ok.get("w")->is_tensor());
   EXPECT_TRUE(torch::equal(ok.get("w")->tensor, torch::tensor({1.f, 3.f, 2.f, 4.f}).reshape({2, 2})));
-  EXPECT_TRUE(ok.get("w")->tensor.is_contiguous());
+  // Kept as saved, as torch.load keeps it: a view with the pickle's strides.
+  EXPECT_EQ(ok.get("w")->tensor.strides().vec(), std::vector<int64_t>({1, 2}));
 
   expect_error([&] { load(tensor_pickle("7", 4, {2, 2}, {2, 1}), {{"0", bytes16}}); }, "storage '7'");
   expect_error([&] { load(tensor_pickle("0", 4, {3, 3}, {3, 1}), {{"0", bytes16}}); }, "beyond its storage");

@@ -14,6 +14,7 @@
 
 #include "models/block.h"
 #include "models/layers.h"
+#include "models/pixart.h"
 #include "testing.h"
 #include "util/compat.h"
 
@@ -163,17 +164,47 @@ torch::Tensor ref_per_sequence(const torch::Tensor& q, const torch::Tensor& kv, 
   return out;
 }
 
+// Sparse-gen and recovery attention: frame by frame while the frames are kept, across the whole
+// sample when the sparse grid pools the frames too (joint spatio-temporal pooling).
+torch::Tensor ref_cross(const torch::Tensor& q, const torch::Tensor& kv, const Grid& qg, const Grid& kg,
+                        const std::function<torch::Tensor(torch::Tensor, torch::Tensor)>& fn) {
+  if (qg.frames == kg.frames) return ref_per_sequence(q, kv, qg, kg, BlockAxis::Spatial, fn);
+  std::vector<torch::Tensor> out;
+  for (int64_t b = 0; b < q.size(0); ++b) out.push_back(fn(q[b].unsqueeze(0), kv[b].unsqueeze(0))[0]);
+  return torch::stack(out);
+}
+
 torch::Tensor lin(const torch::nn::LinearImpl& l, const torch::Tensor& x) { return torch::matmul(x, l.weight.t()) + l.bias; }
 torch::Tensor lin(const torch::nn::Linear& l, const torch::Tensor& x) { return lin(*l, x); }
 
+// The six modulation vectors (B, 1, C): DiT's per-block adaLN-Zero Linear on SiLU(c), or PixArt's
+// adaLN-single table plus the shared t0 = ctx.c (B, 6C).
+std::vector<torch::Tensor> ref_modulation(TransformerBlockImpl& blk, const BlockContext& ctx) {
+  std::vector<torch::Tensor> m;
+  if (auto* px = dynamic_cast<PixArtBlockImpl*>(&blk)) {
+    auto all = px->scale_shift_table.unsqueeze(0) + ctx.c.reshape({ctx.c.size(0), 6, -1});
+    for (int k = 0; k < 6; ++k) m.push_back(all.select(1, k).unsqueeze(1));
+    return m;
+  }
+  auto& ada = dynamic_cast<AdaLNZeroBlockImpl&>(blk);
+  auto out = lin(*ada.adaLN_modulation[1]->as<torch::nn::LinearImpl>(), torch::silu(ctx.c)).chunk(6, 1);
+  for (auto& t : out) m.push_back(t.unsqueeze(1));
+  return m;
+}
+
+// PixArt's text cross-attention: every token of sample b over the valid caption tokens of sample b.
+torch::Tensor ref_text_attention(PixArtBlockImpl& blk, const torch::Tensor& h, const BlockContext& ctx) {
+  const auto& ca = *blk.text_attn;
+  auto kv = lin(ca.kv, ctx.context).split(h.size(2), -1);
+  return lin(ca.proj, ref_attention(lin(ca.q, h), kv[0], kv[1], ca.heads, ctx.context_mask));
+}
+
 // The block equations of docs/method.md §1 and §3 with the reference's order of operations
-// (project every token, then average; upsample, then W1).
-torch::Tensor ref_block(AdaLNZeroBlockImpl& blk, const Tensors& in, const BlockContext& ctx, const Grid& grid) {
+// (project every token, then average; upsample, then W1), plus PixArt's cross-attention.
+torch::Tensor ref_block(TransformerBlockImpl& blk, const Tensors& in, const BlockContext& ctx, const Grid& grid) {
   const auto& o = blk.options();
-  auto ada = lin(*blk.adaLN_modulation[1]->as<torch::nn::LinearImpl>(), torch::silu(ctx.c)).chunk(6, 1);
-  auto mod = [&](const torch::Tensor& x, int k) {
-    return ref_layer_norm(x) * (1 + ada[k + 1].unsqueeze(1)) + ada[k].unsqueeze(1);
-  };
+  auto ada = ref_modulation(blk, ctx);
+  auto mod = [&](const torch::Tensor& x, int k) { return ref_layer_norm(x) * (1 + ada[k + 1]) + ada[k]; };
   auto mlp = [&](const torch::Tensor& x) { return lin(blk.mlp->fc2, ref_gelu_tanh(lin(blk.mlp->fc1, x))); };
   const int64_t C = o.hidden;
   torch::Tensor x = in[0], mixed;
@@ -198,7 +229,7 @@ torch::Tensor ref_block(AdaLNZeroBlockImpl& blk, const Tensors& in, const BlockC
     case TokenMixer::SparseGen: {
       const auto& dense = in[1];
       auto q = lin(blk.cross_attn->q, mod(x, 0)), kv = lin(blk.cross_attn->kv, mod(dense, 0));
-      mixed = ref_per_sequence(q, kv, ctx.sparse, ctx.dense, BlockAxis::Spatial, [&](torch::Tensor a, torch::Tensor b) {
+      mixed = ref_cross(q, kv, ctx.sparse, ctx.dense, [&](torch::Tensor a, torch::Tensor b) {
         auto r = b.split(C, -1);
         return ref_attention(a, r[0], r[1], o.heads);
       });
@@ -209,7 +240,7 @@ torch::Tensor ref_block(AdaLNZeroBlockImpl& blk, const Tensors& in, const BlockC
       const auto& dense = in[1];
       auto merged = lin(blk.merged_layer1, ref_upsample(x, ctx.sparse, ctx.dense)) + lin(blk.merged_layer2, dense);
       auto q = lin(blk.cross_attn->q, mod(merged, 0)), kv = lin(blk.cross_attn->kv, mod(x, 0));
-      mixed = ref_per_sequence(q, kv, ctx.dense, ctx.sparse, BlockAxis::Spatial, [&](torch::Tensor a, torch::Tensor b) {
+      mixed = ref_cross(q, kv, ctx.dense, ctx.sparse, [&](torch::Tensor a, torch::Tensor b) {
         auto r = b.split(C, -1);
         return ref_attention(a, r[0], r[1], o.heads);
       });
@@ -218,17 +249,21 @@ torch::Tensor ref_block(AdaLNZeroBlockImpl& blk, const Tensors& in, const BlockC
       break;
     }
   }
-  auto h = x + ada[2].unsqueeze(1) * mixed;
-  return h + ada[5].unsqueeze(1) * mlp(mod(h, 3));
+  auto h = x + ada[2] * mixed;
+  if (auto* px = dynamic_cast<PixArtBlockImpl*>(&blk)) h = h + ref_text_attention(*px, h, ctx);
+  return h + ada[5] * mlp(mod(h, 3));
 }
 
-std::shared_ptr<AdaLNZeroBlockImpl> make_block(TokenMixer mixer, BlockAxis axis, int64_t C = 16, int64_t heads = 2) {
+std::shared_ptr<TransformerBlockImpl> make_block(TokenMixer mixer, BlockAxis axis, bool pixart = false,
+                                                 int64_t C = 16, int64_t heads = 2) {
   TransformerBlockImpl::Options o;
   o.hidden = C;
   o.heads = heads;
   o.mixer = mixer;
   o.axis = axis;
-  auto b = std::make_shared<AdaLNZeroBlockImpl>(o);
+  std::shared_ptr<TransformerBlockImpl> b;
+  if (pixart) b = std::make_shared<PixArtBlockImpl>(o);
+  else b = std::make_shared<AdaLNZeroBlockImpl>(o);
   torch::NoGradGuard ng;
   torch::manual_seed(11);  // the same weights every time a case builds its block
   for (auto& p : b->parameters()) p.normal_(0.0, 0.3);  // no zero-init: every term must matter
@@ -237,7 +272,7 @@ std::shared_ptr<AdaLNZeroBlockImpl> make_block(TokenMixer mixer, BlockAxis axis,
 }
 
 // Runs our block on its inputs (x [, dense]) for the given grids.
-torch::Tensor run_block(AdaLNZeroBlockImpl& b, const Tensors& in, const BlockContext& ctx, const Grid& grid) {
+torch::Tensor run_block(TransformerBlockImpl& b, const Tensors& in, const BlockContext& ctx, const Grid& grid) {
   switch (b.options().mixer) {
     case TokenMixer::SparseGen: return b.forward_gen(in[0], in[1], ctx);
     case TokenMixer::Recovery: return b.forward_recovery(in[0], in[1], ctx);
@@ -261,7 +296,10 @@ struct BlockCase {
   TokenMixer mixer;
   BlockAxis axis;
   Grid dense, sparse;  // the block runs on `dense` (Attention/Pooling) or between the two
+  bool pixart = false;  // PixArt's block: adaLN-single table + t0, masked text cross-attention
 };
+
+constexpr int64_t kCaptionTokens = 5;
 
 const std::vector<BlockCase>& block_cases() {
   static const std::vector<BlockCase> cases = {
@@ -274,6 +312,16 @@ const std::vector<BlockCase>& block_cases() {
       {"sparse-gen 2 frames 5x4 -> 3x2", TokenMixer::SparseGen, BlockAxis::Spatial, {2, 5, 4}, {2, 3, 2}},
       {"recovery 2x3 -> 6x9", TokenMixer::Recovery, BlockAxis::Spatial, {1, 6, 9}, {1, 2, 3}},
       {"recovery 2 frames 3x2 -> 5x4", TokenMixer::Recovery, BlockAxis::Spatial, {2, 5, 4}, {2, 3, 2}},
+      // Latte: temporal blocks over the frames at each location of a pooled (sparse) grid, and the
+      // joint spatio-temporal pooling of SparseDiT-Latte (frames 4 -> 2).
+      {"attention temporal at 3x2 sparse locations, 4 frames", TokenMixer::Attention, BlockAxis::Temporal, {4, 3, 2},
+       {4, 3, 2}},
+      {"sparse-gen joint 4 frames 4x6 -> 2 frames 2x3", TokenMixer::SparseGen, BlockAxis::Spatial, {4, 4, 6}, {2, 2, 3}},
+      {"recovery joint 2 frames 2x3 -> 4 frames 4x6", TokenMixer::Recovery, BlockAxis::Spatial, {4, 4, 6}, {2, 2, 3}},
+      {"pixart attention 3x5", TokenMixer::Attention, BlockAxis::Spatial, {1, 3, 5}, {1, 3, 5}, true},
+      {"pixart poolingformer 4x6", TokenMixer::Pooling, BlockAxis::Spatial, {1, 4, 6}, {1, 4, 6}, true},
+      {"pixart sparse-gen 6x9 -> 2x3", TokenMixer::SparseGen, BlockAxis::Spatial, {1, 6, 9}, {1, 2, 3}, true},
+      {"pixart recovery 2x3 -> 6x9", TokenMixer::Recovery, BlockAxis::Spatial, {1, 6, 9}, {1, 2, 3}, true},
   };
   return cases;
 }
@@ -285,16 +333,107 @@ Tensors block_inputs(const BlockCase& c, int64_t B, int64_t C) {
   const Grid first = c.mixer == TokenMixer::Recovery ? c.sparse : c.mixer == TokenMixer::SparseGen ? c.sparse : c.dense;
   in.push_back(torch::randn({B, first.tokens(), C}, kF64));
   if (two) in.push_back(torch::randn({B, c.dense.tokens(), C}, kF64));
-  in.push_back(torch::randn({B, C}, kF64));  // the conditioning vector c
+  if (c.pixart) in.push_back(torch::randn({B, kCaptionTokens, C}, kF64));  // projected caption tokens
+  in.push_back(torch::randn({B, c.pixart ? 6 * C : C}, kF64));  // c (DiT) or t0 (PixArt)
   return in;
 }
 
-BlockContext block_ctx(const BlockCase& c, const torch::Tensor& cond) {
+// Caption masks with holes and different lengths per sample (not only prefixes).
+torch::Tensor caption_mask(int64_t B) {
+  auto m = torch::ones({B, kCaptionTokens}, torch::kLong);
+  for (int64_t b = 0; b < B; ++b) m[b][(2 * b + 1) % kCaptionTokens] = 0;
+  if (B > 1) m[1].narrow(0, 3, kCaptionTokens - 3).zero_();
+  return m;
+}
+
+// The block's own inputs (tokens [, dense]) of a case's input list, and its context.
+Tensors block_tokens(const BlockCase& c, const Tensors& in) { return Tensors(in.begin(), in.end() - (c.pixart ? 2 : 1)); }
+
+BlockContext block_ctx(const BlockCase& c, const Tensors& in) {
   BlockContext ctx;
-  ctx.c = cond;
+  ctx.c = in.back();
+  if (c.pixart) {
+    ctx.context = in[in.size() - 2];
+    ctx.context_mask = caption_mask(ctx.c.size(0)).to(ctx.c.device());
+  }
   ctx.dense = c.dense;
   ctx.sparse = c.sparse;
   return ctx;
+}
+
+// One SDTM of SparseDiT-Latte in the order the trunk runs it, 2 samples of 3 non-square frames:
+// pool each frame 5x4 -> 3x2, sparse-gen (spatial), a temporal block over the frames at each sparse
+// location, recovery (spatial). The reference chains the plain formulas.
+OpCase sdtm_chain_case() {
+  const Grid dense{3, 5, 4}, sparse{3, 3, 2};
+  auto blocks = [](torch::Dtype dtype, torch::Device device) {
+    std::vector<std::shared_ptr<AdaLNZeroBlockImpl>> b = {make_block(TokenMixer::SparseGen, BlockAxis::Spatial),
+                                                         make_block(TokenMixer::Attention, BlockAxis::Temporal),
+                                                         make_block(TokenMixer::Recovery, BlockAxis::Spatial)};
+    for (auto& x : b) x->to(device, dtype);
+    return b;
+  };
+  auto context = [=](const torch::Tensor& c) {
+    BlockContext ctx;
+    ctx.c = c;
+    ctx.dense = dense;
+    ctx.sparse = sparse;
+    return ctx;
+  };
+  return {"SDTM chain: 2 x 3 frames 5x4, gen -> temporal at 3x2 sparse locations -> recovery",
+          [=] { return Tensors{torch::randn({2, dense.tokens(), 16}, kF64), torch::randn({2, 16}, kF64)}; },
+          [=](const Tensors& t) {
+            auto b = blocks(t[0].scalar_type(), t[0].device());
+            const auto ctx = context(t[1]);
+            auto s = b[0]->forward_gen(pool_tokens(t[0], dense, sparse), t[0], ctx);
+            s = b[1]->forward(s, sparse, ctx);
+            return b[2]->forward_recovery(s, t[0], ctx);
+          },
+          [=](const Tensors& t) {
+            auto b = blocks(torch::kDouble, torch::kCPU);
+            const auto ctx = context(t[1]);
+            auto s = ref_block(*b[0], {ref_pool(t[0], dense, sparse), t[0]}, ctx, dense);
+            s = ref_block(*b[1], {s}, ctx, sparse);
+            return ref_block(*b[2], {s, t[0]}, ctx, dense);
+          },
+          1e-5};
+}
+
+// PixArt's masked cross-attention module, and PixArt-MS's size embedding: each value's [cos | sin]
+// sinusoid through Linear -> SiLU -> Linear, a row's values concatenated, 2 rows repeated to 4.
+void add_pixart_op_cases(std::vector<OpCase>& cases) {
+  auto attn = [](bool ref) {
+    return [ref](const Tensors& t) {
+      torch::manual_seed(13);
+      CrossAttention ca(12, 3, "q_linear", "kv_linear");
+      ca->to(ref ? torch::kCPU : t[0].device(), ref ? torch::kDouble : t[0].scalar_type());
+      if (!ref) return ca->forward(t[0], t[1], caption_mask(3).to(t[0].device()));
+      auto kv = lin(ca->kv, t[1]).split(12, -1);
+      return lin(ca->proj, ref_attention(lin(ca->q, t[0]), kv[0], kv[1], 3, caption_mask(3)));
+    };
+  };
+  cases.push_back({"pixart masked cross-attention (non-prefix masks)",
+                   [] { return Tensors{torch::randn({3, 7, 12}, kF64), torch::randn({3, kCaptionTokens, 12}, kF64)}; },
+                   attn(false), attn(true)});
+  auto sizes = [](bool ref) {
+    return [ref](const Tensors& t) {
+      torch::manual_seed(17);
+      TimestepEmbedder e(6);
+      e->to(ref ? torch::kCPU : t[0].device(), ref ? torch::kDouble : t[0].scalar_type());
+      if (!ref) return embed_sizes(*e, t[0], 4);
+      auto out = torch::zeros({4, 12}, kF64);
+      for (int64_t b = 0; b < 4; ++b)
+        for (int64_t d = 0; d < 2; ++d) {
+          const auto w = torch::exp(-std::log(10000.0) * torch::arange(128, kF64) / 128.0) * t[0][b % 2][d];
+          out[b].narrow(0, 6 * d, 6).copy_(e->mlp->forward(torch::cat({torch::cos(w), torch::sin(w)})));
+        }
+      return out;
+    };
+  };
+  // The reference, too, forms the sinusoid in float32 (t.float()): ~1e-5 of arguments near 160.
+  cases.push_back({"pixart-ms micro-condition embedding (img_hw, aspect ratio)",
+                   [] { return Tensors{torch::tensor({96., 160., 64., 128.}, kF64).view({2, 2})}; }, sizes(false),
+                   sizes(true), 1e-5, true});
 }
 
 std::vector<OpCase> op_cases() {
@@ -304,6 +443,37 @@ std::vector<OpCase> op_cases() {
                    [=] { return Tensors{rnd({3, 5, 8}), rnd({3, 1, 8}), rnd({3, 1, 8})}; },
                    [](const Tensors& t) { return modulate(t[0], t[1], t[2]); },
                    [](const Tensors& t) { return t[0] + t[0] * t[2] + t[1]; }});
+  cases.push_back({"gated_residual",
+                   [=] { return Tensors{rnd({3, 5, 8}), rnd({3, 1, 8}), rnd({3, 5, 8})}; },
+                   [](const Tensors& t) { return gated_residual(t[0], t[1], t[2]); },
+                   [](const Tensors& t) { return t[0] + t[1] * t[2]; }});
+  cases.push_back({"linear on 3-D tokens (bias folded into the GEMM), contiguous and strided",
+                   [=] { return Tensors{rnd({3, 5, 12}), rnd({7, 6}), rnd({7})}; },
+                   [](const Tensors& t) {
+                     torch::nn::LinearImpl l(6, 7);
+                     l.to(t[0].device(), t[0].scalar_type());
+                     torch::NoGradGuard ng;
+                     l.weight.copy_(t[1]);
+                     l.bias.copy_(t[2]);
+                     auto halves = t[0].chunk(2, -1);  // a contiguous copy and a strided view
+                     return torch::cat({linear(l, halves[0].contiguous()), linear(l, halves[1])}, -1);
+                   },
+                   [](const Tensors& t) {
+                     auto h = t[0].chunk(2, -1);
+                     return torch::cat({torch::matmul(h[0], t[1].t()) + t[2], torch::matmul(h[1], t[1].t()) + t[2]}, -1);
+                   }});
+  cases.push_back({"mlp (GELU in place at inference)",
+                   [=] { return Tensors{rnd({2, 5, 6}), rnd({10, 6}), rnd({10}), rnd({6, 10}), rnd({6})}; },
+                   [](const Tensors& t) {
+                     MlpImpl m(6, 10);
+                     m.to(t[0].device(), t[0].scalar_type());
+                     torch::NoGradGuard ng;
+                     m.fc1->weight.copy_(t[1]), m.fc1->bias.copy_(t[2]), m.fc2->weight.copy_(t[3]), m.fc2->bias.copy_(t[4]);
+                     return m.forward(t[0]);
+                   },
+                   [](const Tensors& t) {
+                     return torch::matmul(ref_gelu_tanh(torch::matmul(t[0], t[1].t()) + t[2]), t[3].t()) + t[4];
+                   }});
   cases.push_back({"layer_norm",
                    [=] { return Tensors{rnd({2, 7, 12}) * 3 + 1}; },
                    [](const Tensors& t) { return layer_norm(t[0]); },
@@ -365,20 +535,20 @@ std::vector<OpCase> op_cases() {
                    [](const Tensors&) { return sincos_pos_embed_2d(16, 6, 4, 8, 8, 2.0); },
                    [](const Tensors&) { return ref_sincos_2d(16, 6, 4, 8, 8, 2.0); },
                    1e-7, true});
+  add_pixart_op_cases(cases);
   for (const auto& bc : block_cases()) {
-    auto blk = make_block(bc.mixer, bc.axis);
+    auto blk = make_block(bc.mixer, bc.axis, bc.pixart);
     cases.push_back({"block " + bc.name,
                      [=] { return block_inputs(bc, 2, 16); },
                      [=](const Tensors& t) {
-                       auto b = make_block(bc.mixer, bc.axis);  // the same weights, in the inputs' dtype/device
+                       auto b = make_block(bc.mixer, bc.axis, bc.pixart);  // the same weights, in the inputs' dtype/device
                        b->to(t[0].device(), t[0].scalar_type());
-                       return run_block(*b, Tensors(t.begin(), t.end() - 1), block_ctx(bc, t.back()), bc.dense);
+                       return run_block(*b, block_tokens(bc, t), block_ctx(bc, t), bc.dense);
                      },
-                     [=](const Tensors& t) {
-                       return ref_block(*blk, Tensors(t.begin(), t.end() - 1), block_ctx(bc, t.back()), bc.dense);
-                     },
+                     [=](const Tensors& t) { return ref_block(*blk, block_tokens(bc, t), block_ctx(bc, t), bc.dense); },
                      1e-5});
   }
+  cases.push_back(sdtm_chain_case());
   return cases;
 }
 
@@ -390,7 +560,7 @@ std::vector<torch::Device> devices() {
 
 TEST(Ops, EveryOpMatchesItsPlainFormula) {
   const auto cases = op_cases();
-  ASSERT_EQ(cases.size(), 6u + 2 * 4 + 3 + block_cases().size());  // the table is what it says
+  ASSERT_EQ(cases.size(), 11u + 2 * 4 + 3 + 2 + block_cases().size() + 1);  // the table is what it says
   int checked = 0;
   for (auto& c : cases) {
     torch::manual_seed(1);
@@ -413,12 +583,12 @@ TEST(Ops, EveryOpMatchesItsPlainFormula) {
 }
 
 // Central differences in float64 on a few elements of every input and every parameter.
-void check_gradients(AdaLNZeroBlockImpl& b, Tensors in, const BlockCase& c) {
+void check_gradients(TransformerBlockImpl& b, Tensors in, const BlockCase& c) {
   torch::manual_seed(3);
   for (auto& t : in) t.requires_grad_(true);
   auto loss_of = [&]() {
-    auto ctx = block_ctx(c, in.back());
-    auto out = run_block(b, Tensors(in.begin(), in.end() - 1), ctx, c.dense);
+    auto ctx = block_ctx(c, in);
+    auto out = run_block(b, block_tokens(c, in), ctx, c.dense);
     return (out * torch::sin(torch::arange(out.numel(), kF64).view(out.sizes()))).sum();
   };
   b.zero_grad();
@@ -448,7 +618,7 @@ void check_gradients(AdaLNZeroBlockImpl& b, Tensors in, const BlockCase& c) {
 TEST(Ops, EveryBlockTypeHasFiniteDifferenceGradients) {
   for (const auto& c : block_cases()) {
     SCOPED_TRACE(c.name);
-    auto b = make_block(c.mixer, c.axis);
+    auto b = make_block(c.mixer, c.axis, c.pixart);
     check_gradients(*b, block_inputs(c, 2, 16), c);
   }
 }
@@ -475,6 +645,41 @@ TEST(Ops, TemporalSequencesReorderTokensPerSampleAndLocation) {
         EXPECT_TRUE(torch::equal(seqs[b * g.per_frame() + n][f], x[b][f * g.per_frame() + n])) << b << " " << n << " " << f;
   EXPECT_TRUE(torch::equal(from_sequences(seqs, 2, g, BlockAxis::Temporal), x));
   EXPECT_TRUE(torch::equal(from_sequences(to_sequences(x, g, BlockAxis::Spatial), 2, g, BlockAxis::Spatial), x));
+}
+
+}  // namespace
+
+namespace {
+
+// SparseDiT-PixArt at the full grid: a sparse-gen block (attn.q | attn.kv = the rows of the dense
+// block's qkv) is the dense PixArt block, and so is a recovery block whose merge keeps the sparse
+// tokens (W1 = I, W2 = 0): pooling and upsampling are identities, the cross-attention and MLP the same.
+TEST(Ops, PixArtSparseBlocksAtTheFullGridAreTheDenseBlock) {
+  const BlockCase c{"pixart dense 4x5", TokenMixer::Attention, BlockAxis::Spatial, {1, 4, 5}, {1, 4, 5}, true};
+  const auto in = block_inputs(c, 2, 16);
+  const auto ctx = block_ctx(c, in);
+  auto dense = make_block(TokenMixer::Attention, BlockAxis::Spatial, true);
+  torch::NoGradGuard ng;
+  const auto ref = dense->forward(in[0], c.dense, ctx);
+  const auto dense_params = dense->named_parameters();
+  const int64_t C = 16;
+  for (auto mixer : {TokenMixer::SparseGen, TokenMixer::Recovery}) {
+    SCOPED_TRACE(mixer_name(mixer));
+    auto b = make_block(mixer, BlockAxis::Spatial, true);
+    for (auto& p : b->named_parameters()) {
+      const auto& k = p.key();
+      auto v = p.value();
+      if (k.rfind("attn.q.", 0) == 0) v.copy_(dense_params["attn.qkv." + k.substr(7)].narrow(0, 0, C));
+      else if (k.rfind("attn.kv.", 0) == 0) v.copy_(dense_params["attn.qkv." + k.substr(8)].narrow(0, C, 2 * C));
+      else if (k == "merged_layer1.weight") v.copy_(torch::eye(C, kF64));
+      else if (k.rfind("merged_layer", 0) == 0) v.zero_();
+      else v.copy_(dense_params[k]);
+    }
+    // Recovery's dense input only enters through W2 = 0: give it something else to show it is unused.
+    const auto other = torch::randn_like(in[0]);
+    const auto out = mixer == TokenMixer::SparseGen ? b->forward_gen(in[0], in[0], ctx) : b->forward_recovery(in[0], other, ctx);
+    EXPECT_LT(rel_l2(out, ref), 1e-12);
+  }
 }
 
 }  // namespace

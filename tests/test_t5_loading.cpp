@@ -281,7 +281,7 @@ TEST_F(T5Loading, EncodeTextCliErrors) {
 
 // Not a regular test: writes a full-size random T5-XXL encoder as PixArt's text_encoder/ ships it
 // (fp32, two safetensors shards of <= 10 GB + model.safetensors.index.json + config.json) for the
-// memory measurement in docs/readme-t5.md. Tensors are streamed to disk one at a time, so writing
+// memory measurement in docs/t5-usage.md. Tensors are streamed to disk one at a time, so writing
 // costs one tensor of memory. Run:
 //   SPARSEDIT_T5_SYNTH_DIR=/tmp/t5xxl [SPARSEDIT_T5_SYNTH_LAYERS=24]
 //     build/test_t5_loading --gtest_also_run_disabled_tests --gtest_filter='*WriteSyntheticXxl*'

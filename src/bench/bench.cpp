@@ -6,11 +6,15 @@
 #include <functional>
 #include <map>
 #include <sstream>
+#include <thread>
+
+#include <torch/version.h>
 
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
 
+#include "bench/gemm_limit.h"
 #include "diffusion/density_schedule.h"
 #include "diffusion/pipeline.h"
 #include "diffusion/respace.h"
@@ -58,15 +62,19 @@ bool reset_cpu_peak() {
 
 // ---- models ----------------------------------------------------------------------------------
 
+}  // namespace
+
 // The family's training init, except that tensors it zeroes (adaLN-Zero, the output layer) get
 // small random weights: zeros would make every block the identity, and the timed kernels would see
 // degenerate (constant) activations, which is not what a trained model computes.
-void randomize(Model& m) {
+void randomize_weights(Model& m) {
   torch::NoGradGuard ng;
   m.init_weights();
   for (auto& p : m.module().parameters())
     if (p.dim() >= 2 && p.requires_grad() && !p.any().item<bool>()) torch::nn::init::normal_(p, 0.0, 0.02);
 }
+
+namespace {
 
 // Owns the checkpoint (read once) and at most one built model: benchmarking XL at 512 px holds
 // 2.7 GB of fp32 weights, so the previous model is freed before the next one is built, which also
@@ -96,8 +104,7 @@ class ModelPool {
       SpecOverrides o;
       o.height = o.width = input_size;
       t.spec = family(src_.spec.family).apply_overrides(src_.spec, o);
-      const int64_t depth = t.spec.config.value("depth", int64_t{0});
-      if (!full_density) t.spec.layout = src_.layout ? *src_.layout : SparseLayout::default_for_depth(depth);
+      if (!full_density) t.spec.layout = src_.layout ? *src_.layout : default_layout(t.spec);
     }
     t.latent = family(t.spec.family).latent(t.spec);
     t.dense = t.latent.grid();
@@ -113,7 +120,7 @@ class ModelPool {
       current_ = Model::from_state_dict(*sd_, src_.load);
     } else {
       current_ = Model::build(t.spec);
-      randomize(*current_);
+      randomize_weights(*current_);
     }
     current_->to(opt_.device, opt_.dtype);
     current_->train(false);
@@ -169,6 +176,12 @@ Conditioning bench_conditioning(const Model& model, int64_t batch, bool cfg, con
     c.context = torch::randn({batch, l.context_len, l.context_dim});
     c.context_mask = torch::ones({batch, l.context_len}, torch::kLong);
   }
+  const auto& fam = family(model.spec().family);
+  if (l.size_conditions && fam.size_conditions) {  // PixArt-MS: the micro-conditions of the model's own size
+    const Conditioning s = fam.size_conditions(model.spec(), {l.height * l.vae_downscale, l.width * l.vae_downscale});
+    c.img_hw = s.img_hw.expand({batch, -1}).contiguous();
+    c.aspect_ratio = s.aspect_ratio.expand({batch, -1}).contiguous();
+  }
   if (cfg && l.cond != CondKind::None) c = Conditioning::cat(c, model.null_conditioning(c));
   return c.to(device);
 }
@@ -205,9 +218,15 @@ std::vector<int64_t> visited_grids(BenchRow& row, const Model& model, const Benc
 // that use each grid; fills the timing and memory fields of the row.
 void time_forwards(BenchRow& row, const BenchOptions& opt, const std::function<torch::Tensor(size_t)>& forward) {
   torch::NoGradGuard ng;
+  GemmShapes gemms;  // the products of one step, each grid weighted by its share of the steps
   for (size_t i = 0; i < row.grids.size(); ++i)
-    for (int w = 0; w < opt.warmup; ++w) {
-      const auto out = forward(i);
+    for (int w = 0; w < std::max(opt.warmup, opt.gemm_limit ? 1 : 0); ++w) {
+      torch::Tensor out;
+      if (w == 0 && opt.gemm_limit)
+        gemms.add(record_gemm_shapes([&] { out = forward(i); }),
+                  static_cast<double>(row.steps_per_side[i]) / static_cast<double>(row.steps));
+      else
+        out = forward(i);
       if (w == 0 && !torch::isfinite(out).all().item<bool>())
         fail("bench: the random model produced non-finite outputs at ", row.grids[i].str(), " in ", row.dtype,
              "; timings of NaN arithmetic would not be representative");
@@ -233,6 +252,7 @@ void time_forwards(BenchRow& row, const BenchOptions& opt, const std::function<t
   bench_read_peak(row, opt, per_row_peak);
   for (const auto& v : side_ms) row.ms_per_side.push_back(mean_sd(v));
   row.ms_per_step = mean_sd(row.ms_per_step_reps);
+  if (opt.gemm_limit) row.gemm_limit_gflops = measure_gemm_rate(gemms, opt.dtype, opt.device);
 }
 
 BenchRow measure(Model& model, const BenchPlan& plan, const BenchCase& c, const BenchOptions& opt,
@@ -445,6 +465,10 @@ nlohmann::ordered_json bench_row_json(const BenchRow& r) {
   j["gmacs_per_image_step"] = r.gmacs_per_image_step;
   j["gflops_per_s"] = r.gflops_per_s.mean;
   j["gflops_per_s_sd"] = r.gflops_per_s.sd;
+  if (r.gemm_limit_gflops) {
+    j["gemm_limit_gflops"] = *r.gemm_limit_gflops;
+    j["pct_gemm_limit"] = 100.0 * r.gflops_per_s.mean / *r.gemm_limit_gflops;
+  }
   j["img_per_s"] = r.img_per_s.mean;
   j["img_per_s_sd"] = r.img_per_s.sd;
   if (train) {
@@ -467,6 +491,21 @@ nlohmann::ordered_json bench_row_json(const BenchRow& r) {
   j["speedup"] = r.speedup ? nlohmann::ordered_json(*r.speedup) : nlohmann::ordered_json(nullptr);
   j["gmacs_ratio"] = r.gmacs_ratio ? nlohmann::ordered_json(*r.gmacs_ratio) : nlohmann::ordered_json(nullptr);
   return j;
+}
+
+std::string bench_machine() {
+  std::string cpu = "unknown CPU";
+  std::ifstream info("/proc/cpuinfo");
+  for (std::string line; std::getline(info, line);)
+    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos) {
+      cpu = line.substr(line.find(':') + 2);
+      break;
+    }
+  std::ostringstream s;
+  s << cpu << ", " << std::thread::hardware_concurrency() << " logical cores, libtorch " << TORCH_VERSION_MAJOR << "."
+    << TORCH_VERSION_MINOR << "." << TORCH_VERSION_PATCH << (at::hasMKLDNN() ? " with oneDNN" : "")
+    << (torch::cuda::is_available() ? ", CUDA available" : "");
+  return s.str();
 }
 
 std::string dtype_name(torch::Dtype dtype) {

@@ -58,6 +58,9 @@ struct BenchOptions {
   // --train across ranks (--nproc, torchrun): each rank runs its share of the global batch
   // (shard_intervals) and the gradients are summed in 25 MB buckets, as `sparsedit train` does.
   dist::World world;
+  // Time the forward's own matrix products alone (bench/gemm_limit.h) to give each sampling row its
+  // share of that rate.
+  bool gemm_limit = true;
 };
 
 struct MeanSd {
@@ -88,6 +91,8 @@ struct BenchRow {
   double gmacs_per_image_step = 0.0;  // gmacs × 2 with CFG
   // Achieved: 2 · MACs · forward batch / time; training counts forward + backward as 3 forwards.
   MeanSd gflops_per_s;
+  // The rate of the same matrix products timed alone (sampling rows with BenchOptions::gemm_limit).
+  std::optional<double> gemm_limit_gflops;
   MeanSd img_per_s;         // sampling: batch / (ms_per_step × steps); training: samples / s
   MeanSd steps_per_s;       // training: optimisation steps / s
   int ranks = 1;            // training: data-parallel ranks (step time = the slowest rank's)
@@ -158,10 +163,17 @@ std::vector<DensityInterval> train_intervals(const BenchPlan& plan, const BenchC
 BenchRow measure_train_step(Model& model, const BenchPlan& plan, const BenchCase& c, const BenchOptions& opt,
                             const std::string& model_name);
 
+// The family's training init, with small random values where it would put zeros (adaLN-Zero, the
+// output layer): timed kernels then see the activations a trained model has, not constants.
+void randomize_weights(Model& m);
+
 // Random conditioning of the model's kind for `batch` samples ([cond; uncond] rows with cfg).
 Conditioning bench_conditioning(const Model& model, int64_t batch, bool cfg, const torch::Device& device);
 
 std::string dtype_name(torch::Dtype dtype);
+// What the numbers were measured on: the CPU model and core count, libtorch's version, and the
+// BLAS/oneDNN build (timings from different machines are not comparable; their ratios are).
+std::string bench_machine();
 torch::Dtype parse_dtype(const std::string& name);  // fp32 | bf16 | fp16
 
 }  // namespace sdit

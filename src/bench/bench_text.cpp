@@ -17,8 +17,10 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
+}  // namespace
+
 // google/t5-v1_1-* encoder shapes (config.json of each; vocabulary 32128, 32 buckets, distance 128).
-T5Config preset(const std::string& name) {
+T5Config t5_preset(const std::string& name) {
   struct P {
     const char* name;
     int64_t d_model, num_heads, d_ff, num_layers;
@@ -39,6 +41,8 @@ T5Config preset(const std::string& name) {
     }
   fail("bench: unknown text encoder '", name, "': t5-v1_1-small, -base, -large, -xl or -xxl (or --ckpt a T5 folder)");
 }
+
+namespace {
 
 const char* dtype_str(torch::Dtype d) {
   return d == torch::kBFloat16 ? "bf16" : d == torch::kFloat32 ? "fp32" : d == torch::kFloat16 ? "fp16" : "?";
@@ -126,7 +130,7 @@ std::vector<TextBenchRow> run_text_encoder_bench(const TextBenchOptions& o, cons
   if (o.batch < 1 || o.max_length < 1 || o.reps < 1 || o.warmup < 0)
     fail("bench: batch, max length and reps must be positive (warm-up non-negative)");
   if (o.threads > 0) torch::set_num_threads(o.threads);
-  T5Config config = o.text_encoder.empty() ? preset(o.model) : read_t5_config(o.text_encoder);
+  T5Config config = o.text_encoder.empty() ? t5_preset(o.model) : read_t5_config(o.text_encoder);
   if (o.num_layers > 0) {
     if (!o.text_encoder.empty()) fail("bench: --depth applies to a preset, not to a checkpoint");
     config.num_layers = o.num_layers;

@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "models/t5.h"
+
 namespace sdit {
 
 struct TextBenchOptions {
@@ -39,6 +41,9 @@ struct TextBenchRow {
 };
 
 using TextBenchLog = std::function<void(const std::string&)>;
+
+// google/t5-v1_1-{small,base,large,xl,xxl} encoder shapes; throws on other names.
+T5Config t5_preset(const std::string& name);
 
 // One row per dtype, in order; the model of a row is freed before the next one is built.
 std::vector<TextBenchRow> run_text_encoder_bench(const TextBenchOptions& options, const TextBenchLog& log = {});

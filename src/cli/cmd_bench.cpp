@@ -18,6 +18,7 @@
 #include "cli/dist_flags.h"
 #include "diffusion/density_schedule.h"
 #include "bench/bench.h"
+#include "bench/bench_pipeline.h"
 #include "bench/bench_text.h"
 #include "models/registry.h"
 #include "models/t5_load.h"
@@ -33,9 +34,14 @@ struct BenchArgs {
   std::vector<std::string> densities;
   std::string train_intervals = "stages";
   bool random_weights = false, cfg = false, json = false, csv = false, md = false, quiet = false, train = false;
+  bool e2e = false;  // text-to-image end to end (bench/bench_pipeline.h)
+  std::string t5_dtype = "bf16", text_encoder = "t5-v1_1-xxl";
+  int64_t t5_layers = 0;
+  CLI::Option* steps_opt = nullptr;
   bool profile = false;
+  bool no_gemm_limit = false;
   int reps = 3, warmup = 1;
-  int64_t num_heads = 0, hidden_size = 0, depth = 0, patch_size = 0;
+  int64_t num_heads = 0, hidden_size = 0, depth = 0, patch_size = 0, frames = 0, temporal_pool = 0;
   uint64_t seed = 0;
   DistFlags dist;
 };
@@ -61,8 +67,8 @@ BenchModelSource resolve_source(const BenchArgs& a) {
   if (a.num_heads > 0) s.load.num_heads = a.num_heads;
   const bool custom = a.hidden_size > 0 || a.depth > 0 || a.patch_size > 0;
   if (!a.ckpt.empty()) {
-    if (custom || !a.layout.empty())
-      fail("bench: --hidden-size/--depth/--patch-size/--layout shape a --model; a checkpoint has its own");
+    if (custom || !a.layout.empty() || a.frames > 0)
+      fail("bench: --hidden-size/--depth/--patch-size/--layout/--frames shape a --model; a checkpoint has its own");
     s.name = a.ckpt;
     s.ckpt = a.ckpt;
     return s;
@@ -79,6 +85,7 @@ BenchModelSource resolve_source(const BenchArgs& a) {
   if (a.depth > 0) o.depth = a.depth;
   if (a.patch_size > 0) o.patch_size = a.patch_size;
   if (a.num_heads > 0) o.num_heads = a.num_heads;
+  if (a.frames > 0) o.frames = a.frames;
   s.spec = family(s.spec.family).apply_overrides(s.spec, o);
   if (custom) {
     std::ostringstream os;
@@ -122,6 +129,13 @@ std::string sides_cell(const BenchRow& r) {
 
 std::string mib(int64_t bytes) { return bytes < 0 ? "-" : fmt("%.0f", static_cast<double>(bytes) / (1024.0 * 1024.0)); }
 
+// The achieved rate as a share of the GEMM limit, with the limit itself ("71% of 194").
+std::string pct_of_limit(const BenchRow& r) {
+  if (!r.gemm_limit_gflops || *r.gemm_limit_gflops <= 0) return "-";
+  return fmt("%.0f%%", 100.0 * r.gflops_per_s.mean / *r.gemm_limit_gflops) + " of " +
+         fmt("%.0f", *r.gemm_limit_gflops);
+}
+
 void print_markdown(const std::vector<BenchRow>& rows, const BenchOptions& o) {
   const auto& r0 = rows.front();
   const bool train = o.train;
@@ -137,13 +151,17 @@ void print_markdown(const std::vector<BenchRow>& rows, const BenchOptions& o) {
               << " warm-up + " << o.reps << " timed forward(s) per grid side, mean ± sd over reps\n"
               << "ms/forward per grid side s² (tokens per SDTM); ms/step weights them by the steps using each side; "
               << "GMACs per forward per sample (FLOPs counter); peak MiB: " << r0.mem_source
-              << " during the timed forwards, weights included\n\n";
+              << " during the timed forwards, weights included\n"
+              << "% GEMM limit: GFLOP/s ÷ the rate of the forward's own matrix products (same shapes, dtype, "
+              << "threads) timed alone in this run; realisation: speed-up × FLOPs ratio (1 = every FLOP saved "
+              << "shows in wall time)\n\n";
+  std::cout << "machine: " << bench_machine() << "\n\n";
   std::cout << "| model | size | family | density | batch | threads | device | dtype | "
             << (train ? "micro-batches | ms/train step | steps/s | samples/s | ranks | comm %"
                       : "ms/forward by side | ms/step | img/s")
-            << " | GMACs | GFLOP/s | peak MiB | speed-up |\n"
+            << " | GMACs | GFLOP/s | % GEMM limit | peak MiB | speed-up | realisation |\n"
             << "|---|---:|---|---|---:|---:|---|---|---|---:|---:|" << (train ? "---:|---:|---:|" : "")
-            << "---:|---:|---:|---:|\n";
+            << "---:|---:|---:|---:|---:|---:|\n";
   for (const auto& r : rows) {
     std::cout << "| " << r.model << " | " << r.image_size << " | " << r.family << " | " << r.density << " | " << r.batch
               << " | " << r.threads << " | " << r.device << " | " << r.dtype << " | " << sides_cell(r) << " | "
@@ -151,9 +169,10 @@ void print_markdown(const std::vector<BenchRow>& rows, const BenchOptions& o) {
     if (train) std::cout << pm_sig(r.steps_per_s) << " | ";
     std::cout << pm_sig(r.img_per_s) << " | ";
     if (train) std::cout << r.ranks << " | " << pm(MeanSd{100 * r.comm_share.mean, 100 * r.comm_share.sd}, "%.1f") << " | ";
-    std::cout << fmt(r.gmacs >= 10 ? "%.2f" : "%.4g", r.gmacs) << " | "
-              << pm(r.gflops_per_s, "%.1f") << " | " << mib(r.peak_mem_bytes) << " | "
-              << (r.speedup ? fmt("%.2f", *r.speedup) + "×" : "-") << " |\n";
+    std::cout << fmt(r.gmacs >= 10 ? "%.2f" : "%.4g", r.gmacs) << " | " << pm(r.gflops_per_s, "%.1f") << " | "
+              << pct_of_limit(r) << " | " << mib(r.peak_mem_bytes) << " | "
+              << (r.speedup ? fmt("%.2f", *r.speedup) + "×" : "-") << " | "
+              << (r.speedup && r.gmacs_ratio ? fmt("%.2f", *r.speedup * *r.gmacs_ratio) : "-") << " |\n";
   }
 
   // One line per group: every non-full density against the group's full row.
@@ -214,7 +233,7 @@ std::string csv_field(const std::string& s) {
 void print_csv(const std::vector<BenchRow>& rows) {
   std::cout << "mode,model,family,layout,image_size,input_size,density,batch,cfg,threads,device,dtype,steps,reps,"
                "ms_per_side,ms_per_step,ms_per_step_sd,gmacs,gmacs_per_image_step,gflops_per_s,gflops_per_s_sd,"
-               "img_per_s,img_per_s_sd,steps_per_s,peak_mem_bytes,mem_source,speedup,gmacs_ratio\n";
+               "img_per_s,img_per_s_sd,steps_per_s,peak_mem_bytes,mem_source,speedup,gmacs_ratio,gemm_limit_gflops\n";
   auto num = [](double v) { return fmt("%.6g", v); };
   for (const auto& r : rows) {
     std::string sides;
@@ -229,7 +248,8 @@ void print_csv(const std::vector<BenchRow>& rows) {
               << num(r.img_per_s.mean) << "," << num(r.img_per_s.sd) << ","
               << (r.mode == "train" ? num(r.steps_per_s.mean) : "") << "," << r.peak_mem_bytes << ","
               << csv_field(r.mem_source) << "," << (r.speedup ? num(*r.speedup) : "") << ","
-              << (r.gmacs_ratio ? num(*r.gmacs_ratio) : "") << "\n";
+              << (r.gmacs_ratio ? num(*r.gmacs_ratio) : "") << ","
+              << (r.gemm_limit_gflops ? num(*r.gemm_limit_gflops) : "") << "\n";
   }
 }
 
@@ -258,11 +278,39 @@ void run_text_encoder(const BenchArgs& a) {
   else std::cout << text_bench_markdown(rows, t);
 }
 
+// --e2e: T5 encode, the sampling steps (the family's sampler; dense and each --density), the VAE decode.
+void run_e2e(const BenchArgs& a, const BenchModelSource& source) {
+  if (!a.random_weights || a.model.empty()) fail("bench --e2e: give --model NAME --random-weights");
+  PipelineBenchOptions p;
+  const auto sides = latent_sides(a, source);
+  if (sides.size() != 1) fail("bench --e2e: give one --image-size");
+  SpecOverrides ov;
+  ov.height = ov.width = sides.front();
+  p.text_encoder = a.text_encoder;
+  ov.context_dim = t5_preset(a.text_encoder).d_model;  // 4096 for PixArt's XXL; smaller encoders for tests
+  p.spec = family(source.spec.family).apply_overrides(source.spec, ov);
+  const SamplingDefaults d = sampling_defaults(p.spec);
+  p.sampler = d.sampler;
+  p.steps = a.steps_opt && a.steps_opt->count() > 0 ? a.steps : d.steps;
+  p.cfg_scale = d.cfg_scale;
+  if (!a.densities.empty()) p.densities = a.densities;
+  p.t5_dtype = parse_t5_dtype(a.t5_dtype);
+  p.t5_layers = a.t5_layers;
+  p.seed = a.seed;
+  if (!a.threads.empty()) torch::set_num_threads(static_cast<int>(parse_int_list(a.threads, "--threads").front()));
+  std::function<void(const std::string&)> log;
+  if (!a.quiet) log = [](const std::string& m) { std::fprintf(stderr, "bench e2e %s\n", m.c_str()); };
+  const auto rows = run_pipeline_bench(p, log);
+  if (a.json) std::cout << pipeline_bench_json(rows).dump(2) << "\n";
+  else std::cout << pipeline_bench_markdown(rows);
+}
+
 void run(const BenchArgs& a) {
   a.dist.relaunch_if_asked();
   if (static_cast<int>(a.json) + static_cast<int>(a.csv) + static_cast<int>(a.md) > 1)
     fail("bench: give at most one of --json, --csv, --md");
   if (a.model.rfind("t5", 0) == 0) return run_text_encoder(a);
+  if (a.e2e) return run_e2e(a, resolve_source(a));
   const BenchModelSource source = resolve_source(a);
 
   BenchOptions o;
@@ -280,6 +328,7 @@ void run(const BenchArgs& a) {
   o.world = a.dist.connect(dev);
   o.device = dev;
   if (o.world.is_distributed() && !o.train) fail("bench: ranks (--nproc, torchrun) time training steps; add --train");
+  o.gemm_limit = !a.no_gemm_limit;
 
   const auto sides = latent_sides(a, source);
   std::vector<int64_t> threads;
@@ -288,6 +337,8 @@ void run(const BenchArgs& a) {
   const auto batches = parse_int_list(a.batches, "--batch-size");
   std::vector<std::string> densities = a.densities;
   if (densities.empty()) densities = {"full", kDefaultDensity};  // the paper's headline comparison
+  for (auto& d : densities)
+    if (d != "full") d = with_temporal_pool(d, a.temporal_pool);
 
   std::vector<BenchCase> cases;
   for (const int64_t s : sides)
@@ -308,6 +359,7 @@ void run(const BenchArgs& a) {
     auto arr = nlohmann::ordered_json::array();
     for (const auto& r : rows) arr.push_back(bench_row_json(r));
     nlohmann::ordered_json j;
+    j["machine"] = bench_machine();
     j["rows"] = arr;
     std::cout << j.dump(2) << "\n";
   } else if (a.csv) {
@@ -324,7 +376,7 @@ void register_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   auto* c = app.add_subcommand("bench", "Time DiT / SparseDiT sampling forwards per size, density, batch and threads");
   auto* model = c->add_option("--model", a->model,
-                              "Published config DiT-S/2 ... DiT-XL/8, or a text encoder t5-v1_1-xxl (needs --random-weights)");
+                              "Published config (" + all_presets() + "), or a text encoder t5-v1_1-xxl (needs --random-weights)");
   auto* ckpt = c->add_option("-m,--ckpt", a->ckpt, "Checkpoint to bench (a dense one only runs `full`)");
   model->excludes(ckpt);
   c->add_flag("--random-weights", a->random_weights,
@@ -338,8 +390,9 @@ void register_bench(CLI::App& app) {
   c->add_option("-t,--threads", a->threads, "CPU threads, comma-separated (default: libtorch's)");
   c->add_option("--reps", a->reps, "Timed repetitions per row")->capture_default_str();
   c->add_option("--warmup", a->warmup, "Untimed forwards per grid side before timing")->capture_default_str();
-  c->add_option("--num-sampling-steps", a->steps, "Respacing of the 1000 steps: N, N1,N2,... or ddimN")
-      ->capture_default_str();
+  a->steps_opt = c->add_option("--num-sampling-steps", a->steps,
+                                "Respacing of the 1000 steps: N, N1,N2,... or ddimN (--e2e: the family's, PixArt 20)")
+                      ->capture_default_str();
   c->add_option("--device", a->device, "cpu | cuda | cuda:N")->capture_default_str();
   c->add_option("--dtype", a->dtype, "fp32 | bf16 | fp16 (model and inputs are cast; default fp32; t5-*: bf16,fp32)");
   c->add_flag("--cfg", a->cfg, "Classifier-free guidance: each forward runs twice the batch");
@@ -349,6 +402,8 @@ void register_bench(CLI::App& app) {
                 "SparseDiT micro-batches per step: stages | K | 0,a,...,1000 (as sparsedit train)")
       ->capture_default_str();
   c->add_flag("--profile", a->profile, "Time every op during the timed reps and print self time per op class");
+  c->add_flag("--no-gemm-limit", a->no_gemm_limit,
+              "Skip timing the forward's matrix products alone (the % GEMM limit column)");
   c->add_flag("--json", a->json, "Print {\"rows\": [...]}");
   c->add_flag("--csv", a->csv, "Print CSV");
   c->add_flag("--md", a->md, "Print a markdown table (the default)");
@@ -356,10 +411,19 @@ void register_bench(CLI::App& app) {
   c->add_option("--hidden-size", a->hidden_size, "Custom width for --model (e.g. tiny test models)");
   c->add_option("--depth", a->depth, "Custom depth for --model");
   c->add_option("--patch-size", a->patch_size, "Custom patch size for --model");
-  c->add_option("--layout", a->layout, "SparseDiT layout P:SxG,N,R,D:T for --model (default by depth)");
+  c->add_option("--layout", a->layout, "SparseDiT layout P:SxG,N,R,D:T for --model (default: the family's by depth)");
+  c->add_option("--frames", a->frames, "Video frames for --model (Latte: 16 by default)");
+  c->add_option("--temporal-pool", a->temporal_pool, "Video SparseDiT: pool the frames K:1 too (appends /tK to densities)");
   c->add_option("-s,--seed", a->seed, "Seed for weights and inputs")->capture_default_str();
   c->add_flag("-q,--quiet", a->quiet, "No progress on stderr");
   a->dist.add(c);
+  c->add_flag("--e2e", a->e2e,
+              "Text-to-image end to end with random weights: T5 encode, the sampling steps (dense and each --density), "
+              "VAE decode, seconds and peak memory per stage");
+  c->add_option("--t5-dtype", a->t5_dtype, "--e2e: T5 weights bf16 | fp32")->capture_default_str();
+  c->add_option("--t5-layers", a->t5_layers, "--e2e: fewer T5 layers (tests)");
+  c->add_option("--text-encoder", a->text_encoder, "--e2e: T5 preset (the caption width follows it)")
+      ->capture_default_str();
   c->callback([a] { run(*a); });
 }
 

@@ -13,8 +13,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "diffusion/density_schedule.h"
-#include "diffusion/respace.h"
+#include "diffusion/pipeline.h"
 #include "io/checkpoint.h"
 #include "models/registry.h"
 #include "util/error.h"
@@ -26,8 +27,10 @@ namespace {
 constexpr int64_t kDiffusionSteps = 1000;
 
 struct FlopsOptions {
-  std::string model, ckpt, layout, density, steps = "250";
-  int64_t image_size = 0, latent_size = 0, num_heads = 0;
+  std::string model, ckpt, layout, density, steps, sampler, temporal_pools;  // steps/sampler empty: the family's
+  std::vector<std::string> layouts;  // --layout, repeatable: several compare layouts
+  int64_t image_size = 0, latent_size = 0, num_heads = 0, frames = 0;
+  double target = 56.0;  // the FLOPs cut the comparison marks: SparseDiT's video claim
   bool sparse = false, json = false;
 };
 
@@ -59,6 +62,7 @@ Resolved resolve_model(const FlopsOptions& o) {
     SpecOverrides ov;
     ov.height = ov.width = side;
     if (o.num_heads > 0) ov.num_heads = o.num_heads;
+    if (o.frames > 0) ov.frames = o.frames;
     r.spec = family(r.spec.family).apply_overrides(r.spec, ov);
   } else {
     r.name = o.ckpt;
@@ -71,6 +75,8 @@ Resolved resolve_model(const FlopsOptions& o) {
     const int64_t side = wanted_latent(o, l);
     if (side > 0 && l.fixed_size && side != l.height)
       fail("flops: ", o.ckpt, " has a ", l.height, "x", l.width, " latent but the size asked for gives ", side);
+    if (o.frames > 0 && o.frames != l.frames)
+      fail("flops: ", o.ckpt, " has ", l.frames, " frame(s); --frames ", o.frames, " cannot change that");
     if (r.spec.layout && !o.layout.empty() &&
         SparseLayout::parse(o.layout, r.spec.layout->depth()).str() != r.spec.layout->str())
       fail("flops: --layout ", o.layout, " differs from the checkpoint's layout ", r.spec.layout->str());
@@ -80,7 +86,7 @@ Resolved resolve_model(const FlopsOptions& o) {
   if (!o.layout.empty() && !o.sparse && !r.spec.layout)
     fail("flops: --layout describes a SparseDiT; add --sparse (or pass a SparseDiT checkpoint)");
   if (o.sparse && !r.spec.layout)
-    r.spec.layout = o.layout.empty() ? SparseLayout::default_for_depth(depth) : SparseLayout::parse(o.layout, depth);
+    r.spec.layout = o.layout.empty() ? default_layout(r.spec) : SparseLayout::parse(o.layout, depth);
   return r;
 }
 
@@ -182,13 +188,60 @@ void print_table(const Resolved& r, const DensitySchedule& sched, const std::vec
   std::cout << "\n";
 }
 
-void run_flops(const FlopsOptions& o) {
+// The timesteps the family's default sampler visits (DiT: 250 IDDPM steps; PixArt: 20 DPM-Solver),
+// or those of --sampler / --steps.
+std::vector<int64_t> run_timesteps(const FlopsOptions& o, const ModelSpec& spec) {
+  const SamplingDefaults d = sampling_defaults(spec);
+  return sampler_timesteps(o.sampler.empty() ? d.sampler : o.sampler, o.steps.empty() ? d.steps : o.steps);
+}
+
+// Several layouts and/or temporal pools: one row each, mean GMACs over the schedule against the dense
+// model, and whether the cut reaches --target (LATTE's question: which layouts reach the paper's −56 %).
+void print_comparison(const FlopsOptions& o, const std::vector<std::string>& layouts, const std::vector<int64_t>& pools) {
+  const std::string base = !o.density.empty() ? o.density : kDefaultDensity;
+  bool header = false;
+  for (const auto& layout : layouts)
+    for (const int64_t k : pools) {
+      FlopsOptions one = o;
+      one.layout = layout;
+      one.sparse = true;
+      const Resolved r = resolve_model(one);
+      const auto sched = DensitySchedule::parse(with_temporal_pool(base, k), r.latent.grid(), kDiffusionSteps);
+      const auto timesteps = run_timesteps(o, r.spec);
+      const Table tb = compute(r, sched, timesteps);
+      if (!header) {
+        std::cout << r.name << ": dense " << fmt("%.2f", tb.dense) << " GMACs per forward per sample, " << base
+                  << " over " << timesteps.size() << " sampling steps\n\n"
+                  << "| layout | temporal pool | sparse grids | GMACs | FLOPs | reaches " << fmt("-%g%%", o.target)
+                  << " |\n|---|---:|---|---:|---:|:---:|\n";
+        header = true;
+      }
+      std::string grids;
+      for (const auto& g : tb.grids) grids += (grids.empty() ? "" : ", ") + g.str();
+      const double cut = 100.0 * (1.0 - tb.mean / tb.dense);
+      std::cout << "| " << r.spec.layout->str() << " | " << k << " | " << grids << " | " << fmt("%.1f", tb.mean) << " | "
+                << fmt("%+.1f%%", -cut) << " | " << (cut >= o.target ? "yes" : "no") << " |\n";
+    }
+}
+
+void run_flops(const FlopsOptions& o_in) {
+  FlopsOptions o = o_in;
+  if (o.layouts.size() == 1) o.layout = o.layouts[0];
+  std::vector<int64_t> pools = {1};
+  if (!o.temporal_pools.empty()) pools = parse_int_list(o.temporal_pools, "--temporal-pool");
+  for (const int64_t k : pools)
+    if (k < 1) fail("flops: --temporal-pool must be positive, got ", k);
+  if (o.layouts.size() > 1 || pools.size() > 1) {
+    if (o.json) fail("flops: --json prints one model; compare layouts without it");
+    print_comparison(o, o.layouts.empty() ? std::vector<std::string>{""} : o.layouts, pools);
+    return;
+  }
   const Resolved r = resolve_model(o);
-  if (!r.spec.layout && !o.density.empty() && o.density != "full")
-    fail("flops: --density needs a SparseDiT (--sparse, or a SparseDiT checkpoint)");
+  if (!r.spec.layout && ((!o.density.empty() && o.density != "full") || pools[0] > 1))
+    fail("flops: --density and --temporal-pool need a SparseDiT (--sparse, or a SparseDiT checkpoint)");
   const std::string spec = !o.density.empty() ? o.density : r.spec.layout ? kDefaultDensity : "full";
-  const auto sched = DensitySchedule::parse(spec, r.latent.grid(), kDiffusionSteps);
-  const auto timesteps = space_timesteps(kDiffusionSteps, o.steps);
+  const auto sched = DensitySchedule::parse(with_temporal_pool(spec, pools[0]), r.latent.grid(), kDiffusionSteps);
+  const auto timesteps = run_timesteps(o, r.spec);
   const Table tb = compute(r, sched, timesteps);
   if (o.json) print_json(r, sched, timesteps, tb);
   else print_table(r, sched, timesteps, tb);
@@ -199,18 +252,27 @@ void run_flops(const FlopsOptions& o) {
 void register_flops(CLI::App& app) {
   auto opts = std::make_shared<FlopsOptions>();
   auto* cmd = app.add_subcommand("flops", "Analytic GMACs of a model (dense or SparseDiT), per segment and per sampling run");
-  auto* model = cmd->add_option("--model", opts->model, "Published config: DiT-S/2 ... DiT-XL/8");
+  auto* model = cmd->add_option("--model", opts->model, "Published config: " + all_presets());
   auto* ckpt = cmd->add_option("-m,--ckpt", opts->ckpt, "Checkpoint to read the config from (a SparseDiT one implies --sparse)");
   model->excludes(ckpt);
   cmd->add_option("--image-size", opts->image_size, "Image side in pixels (latent = image / the VAE's downscale)");
   cmd->add_option("--latent-size", opts->latent_size, "Latent side, overriding --image-size");
   cmd->add_flag("--sparse", opts->sparse, "Cost the SparseDiT built from this model");
-  cmd->add_option("--layout", opts->layout, "SparseDiT layout P:SxG,N,R,D:T (default: by depth, 2:4x1,3,1,1:2 for XL)");
+  cmd->add_option("--layout", opts->layouts,
+                  "SparseDiT layout P:SxG,N,R,D:T (default: the family's by depth, 2:4x1,3,1,1:2 for XL); "
+                  "repeat it to compare layouts");
+  cmd->add_option("--frames", opts->frames, "Video frames for --model (Latte: 16)");
+  cmd->add_option("--temporal-pool", opts->temporal_pools,
+                  "Video SparseDiT: pool the frames K:1 too (density /tK); a list K1,K2 compares them");
+  cmd->add_option("--target", opts->target, "FLOPs cut in % a comparison marks as reached")->capture_default_str();
   cmd->add_option("--density", opts->density,
                   "full | fixed:S | fixed:HxW | range:RMIN,RMAX | sides:a,b,c,d | per-step:RMIN,RMAX "
                   "(default range:0.61,0.86)");
-  cmd->add_option("--num-sampling-steps,--steps", opts->steps, "Respacing of the 1000 steps: N, N1,N2,... or ddimN")
-      ->capture_default_str();
+  cmd->add_option("--num-sampling-steps,--steps", opts->steps,
+                  "Respacing of the 1000 steps: N, N1,N2,... or ddimN; dpm-solver: N (default: the family's, DiT 250, "
+                  "PixArt 20)");
+  cmd->add_option("--sampler", opts->sampler, "Sampler whose timesteps are averaged over (default: the family's, "
+                  "DiT ddpm, PixArt dpm-solver)");
   cmd->add_flag("--json", opts->json, "Print one JSON object instead of the table");
   cmd->add_option("--num-heads", opts->num_heads, "Head count for checkpoints whose width has no default");
   cmd->callback([opts] { run_flops(*opts); });

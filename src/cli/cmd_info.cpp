@@ -3,7 +3,9 @@
 #include <map>
 
 #include "cli/commands.h"
+#include "cli/sample_text.h"
 #include "io/checkpoint.h"
+#include "io/file_util.h"
 #include "io/image.h"
 #include "models/registry.h"
 #include "util/error.h"
@@ -15,6 +17,7 @@ namespace {
 struct InfoArgs {
   std::string ckpt, image;
   int64_t num_heads = 0;
+  double lewei_scale = 0;
 };
 
 void print_checkpoint(const InfoArgs& a) {
@@ -35,6 +38,7 @@ void print_checkpoint(const InfoArgs& a) {
   std::cout << "\n";
   LoadOptions lo;
   if (a.num_heads > 0) lo.num_heads = a.num_heads;
+  if (a.lewei_scale > 0) lo.config["lewei_scale"] = a.lewei_scale;
   lo.heads_required = false;  // describe what can be read; the head count may stay unknown
   const ModelSpec spec = [&] {
     try {
@@ -49,6 +53,12 @@ void print_checkpoint(const InfoArgs& a) {
     label.resize(std::max<size_t>(label.size() + 1, 13), ' ');
     std::cout << label << v << "\n";
   }
+  if (is_pipeline_folder(a.ckpt)) {  // a whole diffusers pipeline: what `sample --ckpt DIR` takes from it
+    std::cout << "pipeline:    model_index.json;";
+    for (const char* part : {"transformer", "text_encoder", "tokenizer", "vae"})
+      std::cout << " " << part << "/" << (is_directory(a.ckpt + "/" + part) ? "" : " (missing)");
+    std::cout << "\n";
+  }
   for (auto& [k, v] : sd.metadata) std::cout << "meta " << k << ": " << (v.size() > 300 ? v.substr(0, 300) + "..." : v) << "\n";
 }
 
@@ -60,6 +70,7 @@ void register_info(CLI::App& app) {
   cmd->add_option("-m,--ckpt", a->ckpt, "checkpoint: .pt, .safetensors or a diffusers folder");
   cmd->add_option("--image", a->image, "a PNG written by sparsedit: print its generation parameters");
   cmd->add_option("--num-heads", a->num_heads, "head count (cannot be read from shapes)");
+  cmd->add_option("--lewei-scale,--interpolation-scale", a->lewei_scale, "PixArt position-embedding scale (not in a .pth)");
   cmd->callback([a] {
     if (a->ckpt.empty() == a->image.empty()) fail("info needs exactly one of --ckpt FILE or --image FILE");
     if (!a->image.empty()) {

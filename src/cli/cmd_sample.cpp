@@ -1,5 +1,4 @@
-// sparsedit sample: DiT's sample.py (same seed, same latents), plus the SparseDiT density schedule;
-// across ranks (--nproc, torchrun, srun) with per-image seeds or sample_ddp.py's layout (dist/sharded_sampling.h).
+// sparsedit sample: DiT's sample.py (same seed, same latents), plus the SparseDiT density schedule.
 
 #include <cstdio>
 #include <filesystem>
@@ -11,16 +10,21 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/dist_flags.h"
+#include "cli/sample_dist.h"
+#include "cli/sample_text.h"
 #include "diffusion/pipeline.h"
-#include "dist/sharded_sampling.h"
 #include "data/npz.h"
+#include "cli/video_output.h"
+#include "io/file_util.h"
 #include "io/image.h"
+#include "io/video.h"
 #include "io/safetensors.h"
 #include "models/model.h"
 #include "models/vae.h"
 #include "util/compat.h"
 #include "util/error.h"
 #include "util/keyed_rng.h"
+#include "util/memory.h"
 #include "util/strings.h"
 
 namespace sdit::cli {
@@ -29,13 +33,14 @@ namespace {
 
 struct SampleArgs {
   std::string ckpt, labels = "207,360,387,974,88,979,417,279", steps = "250", sampler = "ddpm", cfg_channels = "3";
-  std::string vae = "none", save_latents, save_npz, output = "sample.png", device = "cpu", density;
-  std::string seed_mode = "auto";
-  int64_t num_heads = 0, image_size = 0, latent_size = 0, num_classes = 0, batch_size = 0, nrow = 4, num_samples = 0;
-  int64_t seed = 0;
-  double eta = 0.0, cfg_scale = 4.0;
+  std::string vae = "none", save_latents, save_npz, output = "sample.png", device = "cpu", density, frames_dir;
+  int64_t num_heads = 0, image_size = 0, latent_size = 0, num_classes = 0, batch_size = 0, nrow = 4;
+  int64_t seed = 0, num_samples = 0, vae_batch = 1, temporal_pool = 0;
+  double eta = 0.0, cfg_scale = 4.0, fps = 8.0, lewei_scale = 0.0;
   int threads = 0;
   bool quiet = false;
+  TextFlags text;                            // caption-conditioned models (sample_text.h)
+  std::string seed_mode = "auto";            // sample_dist.h
   DistFlags dist;
   std::map<std::string, CLI::Option*> opts;  // to tell flags the user gave from defaults
   bool given(const std::string& name) const { return opts.at(name)->count() > 0; }
@@ -51,145 +56,171 @@ void check_sizes(const SampleArgs& a, const LatentSpec& l) {
     fail("--num-classes ", a.num_classes, " does not match the checkpoint's ", l.num_classes, " classes");
 }
 
-// The conditioning of the samples from the flags: class labels for a class-conditional model, either
-// listed or (--num-samples) drawn per image: KeyedDraws(seed, 0) on RngStream::ClassLabel.
-Conditioning conditioning_from_flags(const SampleArgs& a, const LatentSpec& l) {
-  Conditioning c;
-  if (l.cond != CondKind::ClassLabel) return c;
-  if (a.num_samples > 0 && a.given("labels")) fail("give --class-labels or --num-samples (random labels), not both");
-  if (a.num_samples <= 0) c.labels = torch::tensor(parse_int_list(a.labels, "class label"), torch::kLong);
-  else
-    c.labels = KeyedDraws(static_cast<uint64_t>(a.seed), 0)
-                   .randint(RngStream::ClassLabel, sample_range(0, a.num_samples), 0, l.num_classes);
-  return c;
+// The conditioning of the samples from the flags: caption features (and their unconditional branch,
+// size and micro-conditions) for a text model; class labels for a class-conditional model
+// (--class-labels a,b,c, or random: drawn with randint after z, --num-samples of them); a count for
+// an unconditional one. The family's defaults stand in for flags the user did not give.
+void conditioning_from_flags(const SampleArgs& a, const Model& model, const std::optional<CaptionFeatures>& enc,
+                             SamplingRequest& req, Log& log) {
+  const LatentSpec& l = model.latent();
+  if (l.cond == CondKind::Text) {
+    TextConditioning tc = text_conditioning(a.text, model, enc, req.sampler, log);
+    req.cond = tc.cond;
+    req.uncond = tc.uncond;
+    req.height = tc.latent_height;
+    req.width = tc.latent_width;
+    if (!tc.description.empty()) log.info("conditioning: " + tc.description);
+    return;
+  }
+  for (auto name : {"prompt", "negative", "caption_embeddings", "null_caption", "cfg_drop_mask"})
+    if (a.text.given(name)) fail("--", a.text.opts.at(name)->get_name().substr(2), " applies to text-to-image models; this ",
+                                 model.name(), " is not one");
+  if (a.text.given("width") || a.text.given("height"))
+    std::tie(req.height, req.width) = requested_latent_size(a.text, model, log);
+  if (a.num_samples < 0) fail("--num-samples must be positive, got ", a.num_samples);
+  if (l.cond != CondKind::ClassLabel) {
+    if (a.given("labels")) fail("--class-labels: this ", model.name(), " is unconditional; use --num-samples N");
+    req.num_samples = a.num_samples > 0 ? a.num_samples : 1;
+    return;
+  }
+  const std::string family_labels = sampling_defaults(model.spec()).class_labels;
+  const std::string labels = a.given("labels") || family_labels.empty() ? a.labels : family_labels;
+  if (labels == "random") {
+    req.num_samples = a.num_samples > 0 ? a.num_samples : 1;
+    req.after_noise = random_labels_after_noise(l.num_classes);
+    return;
+  }
+  if (a.num_samples > 0 && !a.given("labels")) {
+    // N images with one random label each, drawn from the image's own key: the same set at any
+    // number of ranks or batch size.
+    req.cond.labels = KeyedDraws(static_cast<uint64_t>(a.seed), 0)
+                          .randint(RngStream::ClassLabel, sample_range(0, a.num_samples), 0, l.num_classes);
+    return;
+  }
+  req.cond.labels = torch::tensor(parse_int_list(labels, "class label"), torch::kLong);
+  if (a.num_samples > 0 && a.num_samples != req.cond.labels.size(0))
+    fail("--num-samples ", a.num_samples, " differs from the ", req.cond.labels.size(0), " labels of --class-labels");
 }
 
-std::string labels_text(const SamplingRequest& req) {
-  if (!req.cond.labels.defined()) return "";
-  const auto l = req.cond.labels.to(torch::kCPU);
+// PixArt's inference.py: 20 DPM-Solver steps, 100 IDDPM steps; DiT's sample.py: 250.
+std::string default_steps(const std::string& sampler, const SamplingDefaults& d) {
+  if (sampler == d.sampler) return d.steps;
+  return sampler == "dpm-solver" ? "20" : sampler == "iddpm" ? "100" : "250";
+}
+
+std::string labels_text(const SamplingResult& res) {
+  if (!res.cond.labels.defined()) return "";
+  const auto l = res.cond.labels.to(torch::kCPU).contiguous();
   return join(std::vector<int64_t>(l.data_ptr<int64_t>(), l.data_ptr<int64_t>() + l.numel()));
 }
 
-SamplingRequest make_request(const SampleArgs& a, const Model& model, const torch::Device& device, const Log& log) {
+SamplingRequest make_request(const SampleArgs& a, const Model& model, const std::optional<CaptionFeatures>& enc,
+                             const torch::Device& device, Log& log) {
   if (a.cfg_channels != "3" && a.cfg_channels != "all") fail("--cfg-channels must be 3 or all, got '", a.cfg_channels, "'");
   SamplingRequest req;
-  req.cond = conditioning_from_flags(a, model.latent());
-  req.steps = a.steps;
-  req.sampler = a.sampler;
+  // The family's reference settings where neither the flags nor the checkpoint say otherwise.
+  const SamplingDefaults d = sampling_defaults(model.spec());
+  req.sampler = a.given("sampler") ? a.sampler : d.sampler;
+  req.steps = a.given("steps") ? a.steps : default_steps(req.sampler, d);
   req.eta = a.eta;
-  req.cfg_scale = a.cfg_scale;
-  req.guided_channels = a.cfg_channels == "all" ? -1 : 3;
-  req.density = a.density;
+  req.cfg_scale = a.given("cfg_scale") ? a.cfg_scale : d.cfg_scale;
+  req.guided_channels = a.given("cfg_channels") ? (a.cfg_channels == "all" ? -1 : 3) : d.guided_channels;
+  req.density = with_temporal_pool(a.density.empty() && a.temporal_pool > 0 ? kDefaultDensity : a.density,
+                                   a.temporal_pool);
+  if (model.latent().cond == CondKind::None && a.given("cfg_scale") && a.cfg_scale != 1.0)
+    log.info("note: " + model.describe() + " is unconditional: it samples without guidance, --cfg-scale is ignored");
   // A checkpoint may recommend sampling settings; explicit flags win.
   std::set<std::string> given;
   for (auto name : {"steps", "sampler", "density", "cfg_channels", "cfg_scale", "eta"})
     if (a.given(name)) given.insert(name);
+  if (a.temporal_pool > 0) given.insert("density");
   for (const auto& w : apply_recommended(model, req, given)) log.info("warning: " + w);
+  // PixArt's DPM-Solver guides every eps channel; forward_with_cfg (ddpm, iddpm, ...) the first 3.
+  if (!a.given("cfg_channels") && !recommended_sampling(model).count("cfg_channels") && req.sampler == "dpm-solver")
+    req.guided_channels = -1;
+  conditioning_from_flags(a, model, enc, req, log);
   req.seed = a.seed;
-  req.num_samples = a.num_samples;
   req.batch_size = a.batch_size;
   req.device = device;
   return req;
 }
 
-// A one-line progress bar per sampling run; each bar starts its clock when the previous run ends, so
-// s/it covers the first step too. runs <= 0: runs of unknown count (sharded sampling).
-SamplingProgress progress_bars(int64_t runs, bool quiet) {
-  auto make_bar = [runs, quiet](int64_t run) {
-    const std::string label = runs > 0 ? "sampling " + std::to_string(run + 1) + "/" + std::to_string(runs) : "sampling";
-    return std::make_shared<ProgressBar>(label, 0, quiet);
-  };
-  auto bar = std::make_shared<std::shared_ptr<ProgressBar>>(make_bar(0));
-  return [bar, make_bar](int64_t run, int64_t, int64_t step, int64_t total) {
-    (*bar)->set_total(total);
-    (*bar)->update(step);
-    if (step == total) {
-      (*bar)->finish();
-      *bar = make_bar(run + 1);
-    }
-  };
+std::string parameters_text(const SampleArgs& a, const Model& model, const SamplingRequest& req,
+                            const SamplingResult& res) {
+  std::ostringstream params;
+  params << "model: " << model.describe() << "; ckpt: " << a.ckpt << "; seed: " << a.seed << "; steps: " << req.steps
+         << "; sampler: " << req.sampler << "; cfg_scale: " << req.cfg_scale << " ("
+         << (req.guided_channels < 0 ? "all" : "3") << " channels); density: " << res.density_description;
+  const std::string labels = labels_text(res);
+  if (!labels.empty()) params << "; class_labels: " << labels;
+  return params.str();
 }
 
-// reference: sample.py's single stream (one process); per-image or dit across ranks
-// (dist/sharded_sampling.h). auto: reference for one process, per-image for several.
-std::string seed_mode(const SampleArgs& a, const dist::World& world) {
-  if (a.seed_mode == "auto") return world.is_distributed() ? "per-image" : "reference";
-  if (a.seed_mode == "reference") {
-    if (world.is_distributed())
-      fail("--seed-mode reference is one process's random stream; across ranks use per-image or dit");
-    return a.seed_mode;
+// The latents in the model's layout ((n, F, C, H, W) for Latte), with the labels actually used.
+void save_latents(const SampleArgs& a, const SamplingResult& res, Log& log) {
+  StateDict out;
+  out.set("latents", res.samples.contiguous());
+  out.metadata["seed"] = std::to_string(a.seed);
+  const std::string labels = labels_text(res);
+  if (!labels.empty()) out.metadata["class_labels"] = labels;
+  write_safetensors(a.save_latents, out);
+  log.stage("saved latents to " + a.save_latents);
+}
+
+// A video model's outputs: decoded frame by frame, then -o (by extension) and --frames-dir.
+void write_video_samples(const SampleArgs& a, const Model& model, const std::string& params, const SamplingResult& res,
+                 const torch::Device& device, Log& log) {
+  if (!a.save_npz.empty()) fail("--save-npz writes images; for a video model use -o VIDEO or --frames-dir");
+  const bool decode = a.given("output") || !a.frames_dir.empty();
+  if (!decode) return;
+  if (model.latent().latent_space() && a.vae == "none")
+    fail("-o/--frames-dir need --vae DIR to decode this model's latents frame by frame (or use --save-latents)");
+  AutoencoderKL vae{nullptr};
+  if (model.latent().latent_space()) {
+    vae = load_vae(a.vae);
+    vae->to(device);
   }
-  dist::parse_seed_mode(a.seed_mode);  // validates
-  return a.seed_mode;
-}
-
-// Everything that decides the images of a per-image run: a resume folder of another request is refused.
-std::string request_fingerprint(const SampleArgs& a, const SamplingRequest& req) {
-  std::ostringstream os;
-  os << a.ckpt << "|seed " << req.seed << "|steps " << req.steps << "|" << req.sampler << "|eta " << req.eta << "|cfg "
-     << req.cfg_scale << "/" << req.guided_channels << "|density " << req.density << "|n " << req.samples()
-     << "|batch " << req.batch_size << "|labels " << std::hash<std::string>{}(labels_text(req));
-  return os.str();
-}
-
-// The resume folder of a sharded run: next to its first output (nothing to resume in a single batch).
-std::string resume_dir_for(const SampleArgs& a, const SamplingRequest& req) {
-  if (req.batch_size <= 0 || req.batch_size >= req.samples()) return "";
-  const std::string& out = !a.save_npz.empty() ? a.save_npz : !a.save_latents.empty() ? a.save_latents : a.output;
-  return out + ".partial";
-}
-
-SamplingResult sample_across_ranks(const SampleArgs& a, Model& model, SamplingRequest& req, const dist::World& world,
-                                   const std::string& mode, const Log& log, std::string& resume_dir) {
-  dist::ShardedSampling so;
-  so.mode = dist::parse_seed_mode(mode);
-  if (so.mode == dist::SeedMode::Dit) {
-    if (a.given("labels")) fail("--seed-mode dit draws the class labels (as sample_ddp.py); drop --class-labels");
-    if (a.num_samples <= 0) fail("--seed-mode dit needs --num-samples");
-    req.cond = {};
-  } else {
-    so.resume_dir = resume_dir = resume_dir_for(a, req);
-    so.fingerprint = request_fingerprint(a, req);
-  }
-  so.on_message = [&log](const std::string& m) { log.info(m); };
-  auto res = dist::sample_sharded(model, req, world, so, progress_bars(0, a.quiet || !world.is_root()));
-  if (so.mode == dist::SeedMode::Dit) req.cond = res.drawn_cond;
-  return res;
+  const auto videos = decode_video_samples(res.samples, model.latent(), vae ? &vae : nullptr, a.vae_batch, device);
+  if (vae) log.stage("decoded " + std::to_string(videos.size(0) * videos.size(1)) + " frames with the VAE in " + a.vae);
+  VideoOutputOptions v;
+  v.output = a.given("output") ? a.output : "";
+  v.frames_dir = a.frames_dir;
+  v.fps = a.fps;
+  v.nrow = a.nrow;
+  v.png_text = {{"parameters", params}};
+  const std::string note = video_output_note(v.output);
+  if (!note.empty()) log.info(note);
+  write_video_outputs(videos, v, log);
+  if (!v.output.empty()) log.stage("wrote " + v.output);
 }
 
 // --save-latents, the decoded images (--vae, or the samples of a pixel-space model), --save-npz, -o.
 void write_outputs(const SampleArgs& a, const Model& model, const SamplingRequest& req, const SamplingResult& res,
                    const torch::Device& device, Log& log) {
-  const std::string labels = labels_text(req);
-  if (!a.save_latents.empty()) {
-    StateDict out;
-    out.set("latents", res.samples.contiguous());
-    out.metadata["seed"] = std::to_string(a.seed);
-    if (!labels.empty()) out.metadata["class_labels"] = labels;
-    write_safetensors(a.save_latents, out);
-    log.stage("saved latents to " + a.save_latents);
-  }
+  if (!a.save_latents.empty()) save_latents(a, res, log);
+  const std::string params = parameters_text(a, model, req, res);
+  if (res.samples.dim() == 5) return write_video_samples(a, model, params, res, device, log);
+  if (!a.frames_dir.empty()) fail("--frames-dir writes the frames of a video model; this ", model.name(), " makes images");
+  if (video_format_of_path(a.output)) fail("-o ", a.output, ": a video needs a video model; ", model.name(), " makes images");
   torch::Tensor images;
-  if (a.vae != "none") {
-    auto vae = load_vae(a.vae);
+  // A whole diffusers pipeline folder brings its VAE (vae/) unless --vae says otherwise.
+  const bool pipeline_vae = !a.given("vae") && is_pipeline_folder(a.ckpt) && is_directory(a.ckpt + "/vae");
+  const std::string vae_dir = pipeline_vae ? a.ckpt + "/vae" : a.vae;
+  if (vae_dir != "none") {
+    auto vae = load_vae(vae_dir);
     vae->to(device);
     images = vae->decode_latents(res.samples.to(device)).to(torch::kCPU);
-    log.stage("decoded with the VAE in " + a.vae);
+    log.stage("decoded with the VAE in " + vae_dir + peak_memory(device));
   } else if (!model.latent().latent_space()) {
     images = res.samples;  // pixel-space model: the samples are the images
   }
   if (!a.save_npz.empty()) {
     if (!images.defined()) fail("--save-npz needs decoded images: pass --vae DIR for a latent model");
-    write_npz_images(a.save_npz, images, req.cond.labels.defined() ? req.cond.labels.cpu() : torch::Tensor());
+    write_npz_images(a.save_npz, images, res.cond.labels.defined() ? res.cond.labels.cpu() : torch::Tensor());
     log.stage("wrote " + a.save_npz + " (arr_0 uint8 NHWC, arr_1 labels)");
   }
   if (images.defined()) {
-    std::ostringstream params;
-    params << "model: " << model.describe() << "; ckpt: " << a.ckpt << "; seed: " << a.seed << "; steps: " << req.steps
-           << "; sampler: " << req.sampler << "; cfg_scale: " << req.cfg_scale << " ("
-           << (req.guided_channels < 0 ? "all" : "3") << " channels); density: " << res.density_description;
-    if (!labels.empty()) params << "; class_labels: " << labels;
-    save_image_grid(images, a.nrow, a.output, {{"parameters", params.str()}});
+    save_image_grid(images, a.nrow, a.output, {{"parameters", params}});
     log.stage("wrote " + a.output);
   } else if (a.given("output")) {
     fail("--output needs --vae DIR to decode this model's latents (or use --save-latents)");
@@ -207,18 +238,29 @@ void print_summary(const Model& model, const SamplingRequest& req, const Samplin
   }
   const double wall = res.seconds, n = static_cast<double>(req.samples());
   std::printf("model:      %s\n", model.describe().c_str());
-  std::printf("sampler:    %s, %lld steps (%s), cfg %.3g on %s channels\n", req.sampler.c_str(), (long long)res.steps,
-              req.steps.c_str(), req.cfg_scale, req.guided_channels < 0 ? "all" : "3");
+  if (model.latent().cond == CondKind::None)
+    std::printf("sampler:    %s, %lld steps (%s), unconditional (no guidance)\n", req.sampler.c_str(),
+                (long long)res.steps, req.steps.c_str());
+  else
+    std::printf("sampler:    %s, %lld steps (%s), cfg %.3g on %s channels\n", req.sampler.c_str(), (long long)res.steps,
+                req.steps.c_str(), req.cfg_scale, req.guided_channels < 0 ? "all" : "3");
+  const std::string labels = labels_text(res);
+  if (!labels.empty()) std::printf("labels:     %s\n", labels.c_str());
   std::printf("density:    %s\n", res.density_description.c_str());
   std::printf("grid sides: %s\n", sides.str().c_str());
   std::printf("tokens:     %.1f mean per forward (dense %lld)\n", calls > 0 ? tokens / calls : 0.0,
               (long long)model.grid().tokens());
-  std::printf("GMACs:      %.3f mean per forward of one sample%s\n", res.mean_gmacs,
-              req.cfg_scale != 1.0 ? " (x2 with CFG)" : "");
-  std::printf("wall time:  %.2f s, %.3f img/s, %.3f s/step\n", wall, n / wall,
+  const bool cfg = req.cfg_scale != 1.0 && model.latent().cond != CondKind::None;
+  std::printf("GMACs:      %.3f mean per forward of one sample%s\n", res.mean_gmacs, cfg ? " (x2 with CFG)" : "");
+  std::printf("wall time:  %.2f s, %.3f %s/s, %.3f s/step\n", wall, n / wall, res.samples.dim() == 5 ? "videos" : "img",
               wall / static_cast<double>(res.steps * res.runs));
   const auto peak = compat::cuda_peak_bytes(device);
   if (peak >= 0) std::printf("peak GPU memory: %.1f MiB\n", peak / 1048576.0);
+}
+
+// The first file the run writes: a per-image run keeps its finished batches beside it.
+std::string first_output(const SampleArgs& a) {
+  return !a.save_npz.empty() ? a.save_npz : !a.save_latents.empty() ? a.save_latents : a.output;
 }
 
 void run_sample(SampleArgs& a) {
@@ -230,19 +272,26 @@ void run_sample(SampleArgs& a) {
   Log log(quiet);
   LoadOptions lo;
   if (a.num_heads > 0) lo.num_heads = a.num_heads;
+  if (a.lewei_scale > 0) lo.config["lewei_scale"] = a.lewei_scale;
+  // Prompts first: the text encoder is freed before the transformer is loaded.
+  const std::optional<CaptionFeatures> enc = encode_prompts(a.text, a.ckpt, lo, device, log);
+  reset_process_peak_rss();  // the stage lines below report the transformer's and the VAE's peaks
   Model model = Model::load(a.ckpt, lo);
   model.to(device);
-  log.stage("loaded " + model.describe() + " from " + a.ckpt);
+  log.stage("loaded " + model.describe() + " from " + a.ckpt + peak_memory(device));
   check_sizes(a, model.latent());
-  const std::string mode = seed_mode(a, world);
-  SamplingRequest req = make_request(a, model, device, log);
+  const std::string mode = resolve_seed_mode(a.seed_mode, world);
+  SamplingRequest req = make_request(a, model, enc, device, log);
   compat::cuda_reset_peak(device);
   std::string resume_dir;
-  const auto res = mode == "reference"
-                       ? run_sampling(model, req, progress_bars(req.batch_size > 0 ? (req.samples() + req.batch_size - 1) / req.batch_size : 1, quiet))
-                       : sample_across_ranks(a, model, req, world, mode, log, resume_dir);
-  log.stage("sampled " + std::to_string(req.samples()) + " images, " + std::to_string(res.steps) + " steps, " +
-            req.sampler + (world.is_distributed() ? " on " + std::to_string(world.size()) + " ranks (" + mode + " seeds)" : ""));
+  const RankedSampling rs{a.seed_mode, a.ckpt, first_output(a), a.given("labels"), a.num_samples, quiet};
+  const int64_t runs = req.batch_size > 0 ? (req.samples() + req.batch_size - 1) / req.batch_size : 1;
+  const auto res = mode == "reference" ? run_sampling(model, req, progress_bars(runs, quiet))
+                                       : sample_across_ranks(rs, model, req, world, mode, log, resume_dir);
+  log.stage("sampled " + std::to_string(req.samples()) + (res.samples.dim() == 5 ? " videos, " : " images, ") +
+            std::to_string(res.steps) + " steps, " + req.sampler +
+            (world.is_distributed() ? " on " + std::to_string(world.size()) + " ranks (" + mode + " seeds)" : "") +
+            peak_memory(device));
   if (world.is_root()) {
     write_outputs(a, model, req, res, device, log);
     if (!resume_dir.empty()) std::filesystem::remove_all(resume_dir);
@@ -255,39 +304,56 @@ void run_sample(SampleArgs& a) {
 
 void register_sample(CLI::App& app) {
   auto a = std::make_shared<SampleArgs>();
-  auto* c = app.add_subcommand("sample", "Sample images from a DiT or SparseDiT checkpoint (as DiT's sample.py)");
+  auto* c = app.add_subcommand("sample", "Sample images or videos from a checkpoint (as DiT's / Latte's sample.py)");
   auto& o = a->opts;
   o["ckpt"] = c->add_option("-m,--ckpt", a->ckpt, "checkpoint (.pt, .safetensors, diffusers folder)")->required();
   o["num_heads"] = c->add_option("--num-heads", a->num_heads, "attention heads (default from the hidden size)");
+  o["lewei_scale"] = c->add_option("--lewei-scale,--interpolation-scale", a->lewei_scale,
+                                   "PixArt position-embedding scale a .pth does not store (default: 2 for a 1024-px "
+                                   "model, else 1)");
   o["image_size"] = c->add_option("--image-size", a->image_size, "image size in pixels (checked against the model)");
   o["latent_size"] = c->add_option("--latent-size", a->latent_size, "latent size (checked against the model)");
   o["num_classes"] = c->add_option("--num-classes", a->num_classes, "number of classes (checked against the model)");
-  o["labels"] = c->add_option("--class-labels", a->labels, "comma-separated class labels")->capture_default_str();
+  o["labels"] = c->add_option("--class-labels", a->labels,
+                               "comma-separated class labels, or random (drawn after the noise; see --num-samples); "
+                               "default: the family's (DiT: these, Latte: random)")->capture_default_str();
+  o["num_samples"] = c->add_option("--num-samples", a->num_samples,
+                                   "samples of an unconditional model, or N images with random class labels (one keyed "
+                                   "draw per image; Latte's `random`: drawn after the noise)");
+  o["seed_mode"] = c->add_option("--seed-mode", a->seed_mode,
+                                 "auto | reference (sample.py, one process) | per-image (same images at any rank "
+                                 "count; resumable) | dit (sample_ddp.py's per-rank seeds)")
+                       ->capture_default_str();
   o["seed"] = c->add_option("-s,--seed", a->seed, "random seed")->capture_default_str();
-  o["steps"] = c->add_option("--num-sampling-steps,--steps", a->steps, "respacing: 250, ddim50, 10,15,20")->capture_default_str();
-  o["sampler"] = c->add_option("--sampler,--sampling-method", a->sampler, "ddpm | ddim | dpm++2m")->capture_default_str();
+  o["steps"] = c->add_option("--num-sampling-steps,--steps", a->steps,
+                             "respacing: 250, ddim50, 10,15,20; dpm-solver: a step count (default 250, PixArt 20)");
+  o["sampler"] = c->add_option("--sampler,--sampling-method", a->sampler,
+                               "ddpm | iddpm | ddim | dpm++2m | dpm-solver (default: the family's: ddpm for DiT, "
+                               "dpm-solver for PixArt)");
   o["eta"] = c->add_option("--eta", a->eta, "DDIM eta")->capture_default_str();
-  o["cfg_scale"] = c->add_option("--cfg-scale", a->cfg_scale, "guidance scale; 1 = no guidance")->capture_default_str();
-  o["cfg_channels"] = c->add_option("--cfg-channels", a->cfg_channels, "3 (DiT release) | all")->capture_default_str();
+  o["cfg_scale"] = c->add_option("--cfg-scale", a->cfg_scale,
+                                  "guidance scale; 1 = no guidance (default: the family's, DiT 4, PixArt 4.5, Latte 7)");
+  o["cfg_channels"] = c->add_option("--cfg-channels", a->cfg_channels,
+                                     "3 (DiT's and PixArt's forward_with_cfg) | all (default for dpm-solver and Latte)");
   o["density"] = c->add_option("--density", a->density,
                                "SparseDiT token density: full | fixed:S | range:RMIN,RMAX | sides:a,b,c,d | per-step:RMIN,RMAX");
   o["vae"] = c->add_option("--vae", a->vae, "diffusers VAE folder to decode latents, or none")->capture_default_str();
   o["save_latents"] = c->add_option("--save-latents", a->save_latents, "write the conditional latents (tensor 'latents')");
   o["save_npz"] = c->add_option("--save-npz", a->save_npz, "write the images as an ADM-style .npz (arr_0 uint8 NHWC)");
-  o["output"] = c->add_option("-o,--output", a->output, "PNG grid")->capture_default_str();
+  o["output"] = c->add_option("-o,--output", a->output,
+                               "PNG grid; for a video model also .mp4 (H.264), .webp or .gif (animated)")->capture_default_str();
+  o["frames_dir"] = c->add_option("--frames-dir", a->frames_dir, "video models: one PNG per sample and frame here");
+  o["fps"] = c->add_option("--fps", a->fps, "frames per second of a video output")->capture_default_str();
+  o["vae_batch"] = c->add_option("--vae-batch", a->vae_batch, "video frames per VAE decode")->capture_default_str();
+  o["temporal_pool"] = c->add_option("--temporal-pool", a->temporal_pool,
+                                     "SparseDiT video models: pool frames K:1 too (appends /tK to the density)");
   o["nrow"] = c->add_option("--nrow", a->nrow, "images per row of the grid")->capture_default_str();
   o["threads"] = c->add_option("-t,--threads", a->threads, "CPU threads (default: libtorch's)");
   o["device"] = c->add_option("--device", a->device, "cpu | cuda")->capture_default_str();
   o["batch_size"] = c->add_option("--batch-size", a->batch_size,
-                                  "images per run (reference: each chunk draws its own z then its noise, in order; "
-                                  "per-image: the global batch across ranks; dit: per rank, default 32)");
-  o["num_samples"] = c->add_option("--num-samples", a->num_samples,
-                                   "sample N images (random class labels, one keyed draw per image)");
-  o["seed_mode"] = c->add_option("--seed-mode", a->seed_mode,
-                                 "auto | reference (sample.py, one process) | per-image (same images at any rank "
-                                 "count; resumable) | dit (sample_ddp.py's per-rank seeds)")
-                       ->capture_default_str();
+                                  "labels per run; each chunk draws its own z then its per-step noise, in order");
   o["quiet"] = c->add_flag("-q,--quiet", a->quiet, "print nothing but errors");
+  add_text_flags(c, a->text);
   a->dist.add(c);
   c->callback([a] { run_sample(*a); });
 }

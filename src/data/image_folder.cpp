@@ -28,16 +28,22 @@ bool has_image_extension(const std::string& name) {
 
 }  // namespace
 
+std::vector<std::string> class_folders(const std::string& root, const std::string& what, const std::string& layout) {
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) fail(what, " '", root, "' does not exist or is not a folder");
+  std::vector<std::string> classes;
+  for (const auto& e : fs::directory_iterator(root, ec))
+    if (e.is_directory(ec)) classes.push_back(e.path().filename().string());
+  if (ec) fail("cannot list '", root, "': ", ec.message());
+  if (classes.empty()) fail(what, " '", root, "' has no class sub-folders (expected ", layout, ")");
+  std::sort(classes.begin(), classes.end());
+  return classes;
+}
+
 ImageFolderIndex scan_image_folder(const std::string& root) {
   std::error_code ec;
-  if (!fs::is_directory(root, ec)) fail("image folder '", root, "' does not exist or is not a folder");
   ImageFolderIndex idx;
-  for (const auto& e : fs::directory_iterator(root, ec))
-    if (e.is_directory(ec)) idx.classes.push_back(e.path().filename().string());
-  if (ec) fail("cannot list '", root, "': ", ec.message());
-  if (idx.classes.empty())
-    fail("image folder '", root, "' has no class sub-folders (expected ROOT/<class>/<images>, as ImageFolder)");
-  std::sort(idx.classes.begin(), idx.classes.end());
+  idx.classes = class_folders(root, "image folder", "ROOT/<class>/<images>, as ImageFolder");
 
   for (size_t c = 0; c < idx.classes.size(); ++c) {
     const std::string dir = root + "/" + idx.classes[c];

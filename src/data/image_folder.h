@@ -18,4 +18,8 @@ struct ImageFolderIndex {
 // Throws sdit::Error when root is missing, has no class folders, or a class has no images.
 ImageFolderIndex scan_image_folder(const std::string& root);
 
+// The sorted names of root's sub-folders (the classes); throws when root is missing or has none,
+// naming the expected `layout` ("ROOT/<class>/<images>").
+std::vector<std::string> class_folders(const std::string& root, const std::string& what, const std::string& layout);
+
 }  // namespace sdit

@@ -66,6 +66,10 @@ int64_t side_for_rate(double r, int64_t dense_tokens) {
   return std::clamp<int64_t>(s, 1, max_side);
 }
 
+std::string with_temporal_pool(const std::string& spec, int64_t k) {
+  return k > 1 ? spec + "/t" + std::to_string(k) : spec;
+}
+
 DensitySchedule DensitySchedule::parse(const std::string& spec_in, const Grid& dense, int64_t T) {
   if (dense.empty() || dense.frames < 1) fail("density: the dense token grid must be positive, got ", dense.str());
   if (T < kStages) fail("density: need at least ", kStages, " diffusion steps, got ", T);
@@ -73,9 +77,15 @@ DensitySchedule DensitySchedule::parse(const std::string& spec_in, const Grid& d
   s.spec_ = trim(spec_in);
   s.dense_ = dense;
   s.T_ = T;
-  const std::string& spec = s.spec_;
+  std::string spec = s.spec_;
+  // A trailing /tK pools the frames too.
+  if (const auto slash = spec.rfind("/t"); slash != std::string::npos) {
+    s.temporal_pool_ = parse_side(spec.substr(slash + 2), s.spec_, dense.frames, " (the temporal pool /tK divides the frames)");
+    spec = spec.substr(0, slash);
+  }
+  s.frames_ = (dense.frames + s.temporal_pool_ - 1) / s.temporal_pool_;
   const std::string where = " (the dense token grid is " + dense.str() + ")";
-  auto square = [&](int64_t side) { return Grid{dense.frames, side, side}; };
+  auto square = [&](int64_t side) { return Grid{s.frames_, side, side}; };
 
   const auto colon = spec.find(':');
   const std::string kind = spec.substr(0, colon);
@@ -85,7 +95,7 @@ DensitySchedule DensitySchedule::parse(const std::string& spec_in, const Grid& d
   if (kind == "full") {
     if (has_args) fail("density '", spec, "': 'full' takes no arguments");
     s.kind_ = Kind::Full;
-    s.grids_.assign(kStages, dense);
+    s.grids_.assign(kStages, Grid{s.frames_, dense.h, dense.w});
   } else if (kind == "fixed") {
     const auto parts = split(args);
     if (!has_args || parts.size() != 1) fail("density '", spec, "': expected fixed:S or fixed:HxW");
@@ -94,7 +104,7 @@ DensitySchedule DensitySchedule::parse(const std::string& spec_in, const Grid& d
     if (x == std::string::npos) {
       s.grids_.assign(kStages, square(parse_side(parts[0], spec, std::min(dense.h, dense.w), where.c_str())));
     } else {
-      s.grids_.assign(kStages, Grid{dense.frames, parse_side(parts[0].substr(0, x), spec, dense.h, where.c_str()),
+      s.grids_.assign(kStages, Grid{s.frames_, parse_side(parts[0].substr(0, x), spec, dense.h, where.c_str()),
                                     parse_side(parts[0].substr(x + 1), spec, dense.w, where.c_str())});
     }
   } else if (kind == "sides") {
@@ -125,12 +135,12 @@ DensitySchedule DensitySchedule::parse(const std::string& spec_in, const Grid& d
 Grid DensitySchedule::grid_for_rate(double r) const {
   if (dense_.square()) {
     const int64_t side = side_for_rate(r, dense_.per_frame());
-    return Grid{dense_.frames, side, side};
+    return Grid{frames_, side, side};
   }
   // Keep the aspect ratio: each axis scaled by √(1−r), so h'·w' ≈ (1−r)·h·w.
   const double k = std::sqrt(std::max(0.0, 1.0 - r));
   auto axis = [&](int64_t n) { return std::clamp<int64_t>(std::llround(static_cast<double>(n) * k), 1, n); };
-  return Grid{dense_.frames, axis(dense_.h), axis(dense_.w)};
+  return Grid{frames_, axis(dense_.h), axis(dense_.w)};
 }
 
 void DensitySchedule::check_t(int64_t t) const {
@@ -219,6 +229,7 @@ std::string DensitySchedule::describe() const {
       break;
     }
   }
+  if (frames_ != dense_.frames) os << "; frames pooled " << dense_.frames << " -> " << frames_;
   return os.str();
 }
 

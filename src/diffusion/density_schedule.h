@@ -12,7 +12,9 @@
 //
 // Rates map to sides by s = round(√((1−r)·N)) on a square grid, so the pruning rate actually used
 // is 1 − s²/N; a non-square h×w grid keeps its aspect: (round(h·√(1−r)), round(w·√(1−r))). Sides
-// (fixed:S, sides:a,b,c,d) are square; fixed:HxW gives a non-square grid. Frames are kept.
+// (fixed:S, sides:a,b,c,d) are square; fixed:HxW gives a non-square grid. Frames are kept, unless
+// the spec ends in /tK (video models): then the sparse grid also pools the frames jointly, F -> ⌈F/K⌉
+// (e.g. range:0.61,0.86/t4, full/t2), and the SDTMs' sparse-gen and recovery attend across the sample.
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -35,6 +37,9 @@ int64_t side_for_rate(double r, int64_t dense_tokens);
 // 1 instead of vanishing.
 inline constexpr const char* kDefaultDensity = "range:0.61,0.86";
 
+// `spec` with /tK appended (K > 1), or unchanged (K <= 1): what --temporal-pool K does.
+std::string with_temporal_pool(const std::string& spec, int64_t k);
+
 class DensitySchedule {
  public:
   static constexpr int kStages = 4;
@@ -55,7 +60,8 @@ class DensitySchedule {
   std::vector<Grid> stage_grids() const;      // data end first; per-step: grids at stage midpoints
   std::vector<int64_t> stage_sides() const;   // square grids: their sides
   std::string describe() const;
-  bool is_full() const { return kind_ == Kind::Full; }
+  bool is_full() const { return kind_ == Kind::Full && frames_ == dense_.frames; }
+  int64_t temporal_pool() const { return temporal_pool_; }  // K of /tK (1: frames kept)
   const std::string& spec() const { return spec_; }
   const Grid& dense() const { return dense_; }
   int64_t dense_grid() const { return dense_.h; }
@@ -76,6 +82,7 @@ class DensitySchedule {
   std::string spec_;
   Grid dense_;
   int64_t T_ = 1000;
+  int64_t frames_ = 1, temporal_pool_ = 1;  // frames of every sparse grid, and the K they came from
   double r_min_ = 0.0, r_max_ = 0.0;  // Range and PerStep
   std::vector<Grid> grids_;           // the four stage grids (all kinds but PerStep)
 };

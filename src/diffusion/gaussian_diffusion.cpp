@@ -88,7 +88,9 @@ ScheduleTables ScheduleTables::from_betas(const std::vector<double>& betas) {
   return s;
 }
 
-GaussianDiffusion::GaussianDiffusion(const DiffusionOptions& opt) : learn_sigma_(opt.learn_sigma) {
+GaussianDiffusion::GaussianDiffusion(const DiffusionOptions& opt)
+    : learn_sigma_(opt.learn_sigma), channel_axis_(opt.channel_axis) {
+  if (channel_axis_ < 1) fail("the channel axis must be 1 or later (0 is the batch), got ", channel_axis_);
   if (opt.diffusion_steps < 2) fail("diffusion_steps must be at least 2, got ", opt.diffusion_steps);
   original_ = ScheduleTables::from_betas(linear_betas(opt.diffusion_steps));
   const std::vector<int64_t> keep = space_timesteps(opt.diffusion_steps, opt.respacing);
@@ -162,16 +164,17 @@ GaussianDiffusion::MeanVar GaussianDiffusion::p_mean_variance_from_output(const 
                                                                           const torch::Tensor& x,
                                                                           const torch::Tensor& t,
                                                                           bool clip_denoised) const {
-  if (x.dim() < 2) fail("diffusion input must be (B, C, ...), got ", x.sizes());
-  const int64_t C = x.size(1);
+  const int64_t ax = channel_axis_;
+  if (x.dim() <= ax) fail("diffusion input must have its channels on axis ", ax, ", got ", x.sizes());
+  const int64_t C = x.size(ax);
   const int64_t want = learn_sigma_ ? 2 * C : C;
-  if (model_output.dim() != x.dim() || model_output.size(0) != x.size(0) || model_output.size(1) != want)
+  if (model_output.dim() != x.dim() || model_output.size(0) != x.size(0) || model_output.size(ax) != want)
     fail("model output ", model_output.sizes(), " does not fit input ", x.sizes(), ": expected ", want,
-         " channels", learn_sigma_ ? " (eps and variance values)" : "");
+         " channels on axis ", ax, learn_sigma_ ? " (eps and variance values)" : "");
   MeanVar r;
   if (learn_sigma_) {
-    r.eps = model_output.narrow(1, 0, C);
-    auto v = model_output.narrow(1, C, C);
+    r.eps = model_output.narrow(ax, 0, C);
+    auto v = model_output.narrow(ax, C, C);
     auto min_log = extract(tables_.posterior_log_variance_clipped, t, x.sizes());
     auto max_log = extract(tables_.log_betas, t, x.sizes());
     auto frac = (v + 1) / 2;  // v in [-1, 1] interpolates between the two variance bounds
@@ -220,15 +223,18 @@ GaussianDiffusion::Losses GaussianDiffusion::training_losses(const ModelFn& mode
   if (min_snr_gamma < 0) fail("min_snr_gamma must be >= 0 (0 disables it), got ", min_snr_gamma);
   auto x_t = q_sample(x0, t, noise);
   auto out = model(x_t, map_timesteps(t));
-  const int64_t C = x0.size(1);
+  const int64_t ax = channel_axis_;
+  if (x0.dim() <= ax) fail("diffusion input must have its channels on axis ", ax, ", got ", x0.sizes());
+  const int64_t C = x0.size(ax);
   Losses L;
   torch::Tensor eps;
   if (learn_sigma_) {
-    if (out.dim() != x0.dim() || out.size(1) != 2 * C)
-      fail("model output ", out.sizes(), " does not fit input ", x0.sizes(), ": expected ", 2 * C, " channels");
-    eps = out.narrow(1, 0, C);
+    if (out.dim() != x0.dim() || out.size(ax) != 2 * C)
+      fail("model output ", out.sizes(), " does not fit input ", x0.sizes(), ": expected ", 2 * C,
+           " channels on axis ", ax);
+    eps = out.narrow(ax, 0, C);
     // The vb term trains only the variance: the mean it sees is detached.
-    auto frozen = torch::cat({eps.detach(), out.narrow(1, C, C)}, 1);
+    auto frozen = torch::cat({eps.detach(), out.narrow(ax, C, C)}, ax);
     auto [true_mean, true_log_var] = q_posterior(x0, x_t, t);
     auto p = p_mean_variance_from_output(frozen, x_t, t, false);
     auto kl = mean_flat(normal_kl(true_mean, true_log_var, p.mean, p.log_variance)) / std::log(2.0);

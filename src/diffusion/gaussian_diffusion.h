@@ -14,13 +14,16 @@
 namespace sdit {
 
 // (x, original timesteps (B) int64) -> (B, 2C, H, W) [eps | v] with learned sigma, (B, C, H, W)
-// eps otherwise. Conditioning (labels, guidance) is closed over by the caller.
+// eps otherwise (the channels on DiffusionOptions::channel_axis). Conditioning (labels, guidance) is closed over by the caller.
 using ModelFn = std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& t_original)>;
 
 struct DiffusionOptions {
   int64_t diffusion_steps = 1000;
   std::string respacing = "";  // see space_timesteps
   bool learn_sigma = true;     // false: fixed-large variance (DiT's create_diffusion), no vb loss
+  // The axis of x holding the channels (and of the model output holding [eps | v]): 1 for
+  // (B, C, ...), 2 for Latte's frames-first (B, F, C, H, W), whose diffusion copy splits on dim 2.
+  int64_t channel_axis = 1;
 };
 
 // numpy.linspace(start, end, n) in float64: start + i * ((end - start) / (n - 1)), last = end.
@@ -46,6 +49,7 @@ class GaussianDiffusion {
   int64_t num_timesteps() const { return tables_.size(); }
   int64_t original_num_timesteps() const { return original_.size(); }
   bool learn_sigma() const { return learn_sigma_; }
+  int64_t channel_axis() const { return channel_axis_; }
   const std::vector<int64_t>& timestep_map() const { return timestep_map_; }  // respaced -> original
   const ScheduleTables& tables() const { return tables_; }             // the respaced process
   const ScheduleTables& original_tables() const { return original_; }  // the base T-step process
@@ -91,6 +95,7 @@ class GaussianDiffusion {
   ScheduleTables tables_;
   std::vector<int64_t> timestep_map_;
   bool learn_sigma_ = true;
+  int64_t channel_axis_ = 1;
 };
 
 // diffusion_utils.py, float32 in the reference's op order.

@@ -15,13 +15,17 @@
 
 namespace sdit {
 
+// Conditioning drawn after the noise: called once per run (chunk) right after its z is drawn, from
+// the same generator, with the run's first sample and sample count; returns that run's rows.
+using AfterNoiseFn = std::function<Conditioning(int64_t first, int64_t rows, const torch::Device& device)>;
+
 struct SamplingRequest {
   Conditioning cond;                   // one row per sample (labels, text features, ...)
   int64_t num_samples = 0;             // samples of an unconditional model (cond empty); else cond's rows
   std::optional<Conditioning> uncond;  // the CFG branch; default: the model's null conditioning
   int64_t height = 0, width = 0;       // latent size; 0: the model's own
   std::string steps = "250";           // respacing
-  std::string sampler = "ddpm";
+  std::string sampler = "ddpm";        // pipeline_sampler_names()
   double eta = 0.0;
   double cfg_scale = 4.0;              // 1.0: no guidance, single batch
   int64_t guided_channels = 3;         // -1: every eps channel
@@ -35,16 +39,19 @@ struct SamplingRequest {
   // stream (manual_seed(seed), z then the per-step noise, chunk after chunk).
   bool keyed = false;
   int64_t first_image = 0;
-  // Draws a chunk's conditioning right after its z, from the same stream (sample_ddp.py: z, then
-  // y = randint); cond is then left empty and num_samples counts the samples.
-  std::function<Conditioning(int64_t batch)> draw_cond;
+  // When set, each run's conditioning comes from here instead of `cond` (e.g. random class labels,
+  // drawn with randint after z as Latte's sample.py does); num_samples gives the count.
+  AfterNoiseFn after_noise;
 
   int64_t samples() const { return cond.empty() ? num_samples : cond.batch(); }
 };
 
+// An AfterNoiseFn drawing class labels randint(0, num_classes, (rows,)) on the run's device.
+AfterNoiseFn random_labels_after_noise(int64_t num_classes);
+
 struct SamplingResult {
   torch::Tensor samples;                 // (n, ...) conditional samples in the model's layout, CPU
-  Conditioning drawn_cond;               // with draw_cond: the conditioning drawn (CPU)
+  Conditioning cond;                     // the conditioning rows of the samples (drawn ones included), CPU
   std::map<Grid, int64_t> grid_calls;    // sparse grid -> model calls (most tokens first)
   std::string density_description;
   std::vector<int64_t> visited_timesteps;  // original timesteps of one run
@@ -72,7 +79,18 @@ DensitySchedule sampling_schedule(const Model& model, const std::string& density
 // Mean GMACs (1e9) of one forward of one sample over the original timesteps the sampler visits.
 double mean_gmacs(const Model& model, const DensitySchedule& sched, const std::vector<int64_t>& original_timesteps);
 
+// ddpm (= iddpm, IDDPM's p_sample_loop), ddim, dpm++2m over the respaced diffusion with DiT's
+// cond-first forward_with_cfg; dpm-solver: PixArt's DPM-Solver (diffusion/dpm_solver.h), whose steps
+// are a plain count and whose guidance runs [uncond; cond] (guided_channels -1: every eps channel).
+const std::vector<std::string>& pipeline_sampler_names();
+
+// The original timesteps one run of `sampler` with `steps` visits (DPM-Solver's fractional model
+// times rounded down), for costing a run without running it (`flops`).
+std::vector<int64_t> sampler_timesteps(const std::string& sampler, const std::string& steps);
+
 // Validates conditioning, density and sampler against the model; throws sdit::Error with a clear message.
+// RNG order per run, as the families' sample.py: z, then the conditioning drawn after it (after_noise,
+// or the family's own label draw: SamplingDefaults::labels_after_noise), then one draw per step.
 SamplingResult run_sampling(Model& model, const SamplingRequest& req, const SamplingProgress& progress = {});
 
 }  // namespace sdit

@@ -33,7 +33,9 @@ torch::Tensor dpm_solver_pp_2m(const GaussianDiffusion& d, const ModelFn& model,
   const auto& map = d.timestep_map();
   const auto& orig = d.original_tables();
   const int64_t K = static_cast<int64_t>(map.size());
-  const int64_t C = noise.size(1);
+  const int64_t ax = d.channel_axis();
+  if (noise.dim() <= ax) fail("dpm++2m: noise ", noise.sizes(), " has no channel axis ", ax);
+  const int64_t C = noise.size(ax);
   auto at = [&](const std::vector<double>& table, int64_t k) { return table[static_cast<size_t>(map[k])]; };
   auto lambda = [&](int64_t k) {
     return std::log(at(orig.sqrt_alphas_cumprod, k)) - std::log(at(orig.sqrt_one_minus_alphas_cumprod, k));
@@ -46,9 +48,9 @@ torch::Tensor dpm_solver_pp_2m(const GaussianDiffusion& d, const ModelFn& model,
   for (int64_t k = K - 1, step = 0; k >= 0; --k, ++step) {
     const int64_t t = map[static_cast<size_t>(k)];
     auto out = model(x, batch_t(x, t));
-    if (out.dim() != x.dim() || out.size(0) != x.size(0) || out.size(1) < C)
+    if (out.dim() != x.dim() || out.size(0) != x.size(0) || out.size(ax) < C)
       fail("model output ", out.sizes(), " does not fit input ", x.sizes());
-    auto eps = out.narrow(1, 0, C);
+    auto eps = out.narrow(ax, 0, C);
     auto x0 = d.extract(orig.sqrt_recip_alphas_cumprod, t, x.sizes(), fopts) * x -
               d.extract(orig.sqrt_recipm1_alphas_cumprod, t, x.sizes(), fopts) * eps;
     if (opt.clip_denoised) x0 = x0.clamp(-1, 1);

@@ -105,13 +105,7 @@ SamplingResult dit_layout(Model& model, const SamplingRequest& req, const World&
   sub.cond = {};
   sub.num_samples = iters * n;
   sub.batch_size = n;
-  const torch::Device device = req.device;
-  const int64_t classes = latent.num_classes;
-  sub.draw_cond = [device, classes](int64_t b) {
-    Conditioning c;
-    c.labels = torch::randint(0, classes, {b}, torch::TensorOptions().dtype(torch::kLong).device(device));
-    return c;
-  };
+  sub.after_noise = random_labels_after_noise(latent.num_classes);
   SamplingResult res = run_sampling(model, sub, progress);
   // Rank order [W, iters, n] -> sample_ddp.py's index order it·G + i·W + r, then the first N.
   auto interleave = [&](const torch::Tensor& rows) {
@@ -123,7 +117,7 @@ SamplingResult dit_layout(Model& model, const SamplingRequest& req, const World&
     return all.reshape(shape).permute(order).reshape(all.sizes()).narrow(0, 0, N);
   };
   res.samples = interleave(res.samples);
-  res.drawn_cond.labels = interleave(res.drawn_cond.labels);
+  res.cond.labels = interleave(res.cond.labels);
   return res;
 }
 

@@ -31,7 +31,7 @@ struct ShardedSampling {
 
 // Every rank calls it with the same request (req.samples() images; req.batch_size: the global batch
 // for per-image, the per-rank batch n for dit, default 32 as sample_ddp.py). Returns, on every rank,
-// all N samples in image order, with their conditioning in drawn_cond for the dit layout.
+// all N samples in image order, with their conditioning in cond for the dit layout.
 SamplingResult sample_sharded(Model& model, const SamplingRequest& req, const World& world,
                               const ShardedSampling& opt, const SamplingProgress& progress = {});
 

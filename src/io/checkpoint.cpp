@@ -33,7 +33,7 @@ json to_json(const PyValue& v, int depth) {
     case K::Bool: return v.b;
     case K::Int: return v.i;
     case K::Float: return v.f;
-    case K::Str: return v.str;
+    case K::Str: return v.str.get();
     case K::Bytes: return "<bytes of length " + std::to_string(v.str.size()) + ">";
     case K::Tensor:
       return "<tensor " + std::string(c10::toString(v.tensor.scalar_type())) + " " +

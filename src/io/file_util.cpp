@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -39,13 +40,28 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
       fail("cannot memory-map '", path, "': ", std::strerror(e));
     }
     m->data_ = static_cast<uint8_t*>(p);
+    m->mapped_ = true;
   }
   ::close(fd);  // the mapping stays valid without the descriptor
   return m;
 }
 
+std::shared_ptr<MappedFile> MappedFile::from_memory(const std::string& name, const void* data, size_t size) {
+  std::shared_ptr<MappedFile> m(new MappedFile());
+  m->path_ = name;
+  m->size_ = size;
+  if (size > 0) {
+    void* p = nullptr;
+    if (::posix_memalign(&p, 4096, size) != 0) fail("out of memory holding ", size, " bytes of '", name, "'");
+    std::memcpy(p, data, size);
+    m->data_ = static_cast<uint8_t*>(p);
+  }
+  return m;
+}
+
 MappedFile::~MappedFile() {
-  if (data_) ::munmap(data_, size_);
+  if (data_ && mapped_) ::munmap(data_, size_);
+  else std::free(data_);
 }
 
 AtomicFile::AtomicFile(const std::string& path) : path_(path) {

@@ -16,6 +16,9 @@ class MappedFile {
   // Maps the whole file copy-on-write: tensors aliasing the map may be modified in place without
   // touching the file. Throws sdit::Error naming the path when it cannot be opened.
   static std::shared_ptr<MappedFile> open(const std::string& path);
+  // A copy of bytes already in memory, standing in for a file named `name` (in-memory readers,
+  // tests, fuzz targets). The copy is page-aligned and writable, like a map.
+  static std::shared_ptr<MappedFile> from_memory(const std::string& name, const void* data, size_t size);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -29,6 +32,7 @@ class MappedFile {
   MappedFile() = default;
   uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  bool mapped_ = false;  // munmap, else free
   std::string path_;
 };
 

@@ -2,20 +2,35 @@
 
 #include <png.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <csetjmp>
 #include <cstdio>
+#include <cstdlib>
+#include <climits>
 #include <cstring>
 #include <vector>
 
 #ifdef SPARSEDIT_HAVE_JPEG
 #include <jpeglib.h>
+// after jpeglib.h, which it needs
+#include <jerror.h>
 #endif
 
+#include "io/file_util.h"
+#include "io/limits.h"
 #include "util/error.h"
 
 namespace sdit {
 
 namespace {
+
+void check_pixels(const char* format, const std::string& path, uint64_t width, uint64_t height, int64_t max_pixels) {
+  if (width == 0 || height == 0) fail(format, " '", path, "' is empty (", width, "x", height, ")");
+  if (width * height > static_cast<uint64_t>(max_pixels))
+    fail(format, " '", path, "' is ", width, "x", height, " = ", width * height, " pixels, over the limit of ",
+         max_pixels, " (set SPARSEDIT_MAX_IMAGE_PIXELS to allow larger images)");
+}
 
 // libpng and libjpeg report errors by longjmp. Each setjmp below lives in a function whose
 // locals are plain data, so the jump never skips a C++ destructor; C++ objects are created by
@@ -23,7 +38,9 @@ namespace {
 struct PngCtx {
   std::string path;
   std::string error;
-  FILE* file = nullptr;
+  FILE* file = nullptr;       // writing
+  const uint8_t* data = nullptr;  // reading: the whole file in memory
+  size_t size = 0, pos = 0;
   png_structp png = nullptr;
   png_infop info = nullptr;
   png_infop end = nullptr;
@@ -43,6 +60,13 @@ void png_on_error(png_structp png, png_const_charp msg) {
 
 void png_on_warning(png_structp, png_const_charp) {}
 
+void png_read_memory(png_structp png, png_bytep out, size_t n) {
+  auto* ctx = static_cast<PngCtx*>(png_get_io_ptr(png));
+  if (n > ctx->size - ctx->pos) png_error(png, "image file is truncated");
+  std::memcpy(out, ctx->data + ctx->pos, n);
+  ctx->pos += n;
+}
+
 struct PngHeader {
   png_uint_32 width = 0, height = 0;
   int channels = 0;
@@ -50,10 +74,16 @@ struct PngHeader {
 
 // Transforms reproduce PIL's open + convert("RGB"): palettes looked up, low-bit grey scaled to
 // 8 bits, 16-bit samples cut to their high byte, grey replicated; any alpha is dropped by the caller.
-bool png_read_header(PngCtx* ctx, PngHeader* h) {
+bool png_read_header(PngCtx* ctx, PngHeader* h, png_uint_32 max_side) {
   if (setjmp(png_jmpbuf(ctx->png))) return false;
-  png_init_io(ctx->png, ctx->file);
+  // Explicit, whatever libpng was built with: sides, the largest ancillary chunk it allocates
+  // (text, ICC, decompressed zTXt) and how many it keeps. The pixel count is checked by the caller.
+  png_set_user_limits(ctx->png, max_side, max_side);
+  png_set_chunk_malloc_max(ctx->png, kPngChunkMallocMax);
+  png_set_chunk_cache_max(ctx->png, kPngChunkCacheMax);
+  png_set_read_fn(ctx->png, ctx, png_read_memory);
   png_set_sig_bytes(ctx->png, 8);
+  ctx->pos = 8;
   png_read_info(ctx->png, ctx->info);
   const int color = png_get_color_type(ctx->png, ctx->info);
   const int depth = png_get_bit_depth(ctx->png, ctx->info);
@@ -87,23 +117,44 @@ void collect_text(png_structp png, png_infop info, std::map<std::string, std::st
   }
 }
 
-torch::Tensor read_png_impl(const std::string& path, std::map<std::string, std::string>* text) {
+// PNG sides beyond libpng's default user limit come only from hostile files.
+constexpr png_uint_32 kPngMaxSide = 1000000;
+
+// Walks the chunk list (length, type, data, CRC) up to IEND: a chunk that claims more bytes than
+// the file holds is refused here, because libpng allocates a chunk's buffer from its claimed
+// length before reading it (2 GB for a 50-byte file).
+void check_png_chunks(const uint8_t* data, size_t size, const std::string& path) {
+  size_t pos = 8;
+  while (true) {
+    if (size - pos < 12) fail("PNG '", path, "': image file is truncated (no IEND chunk)");
+    const uint32_t len = uint32_t(data[pos]) << 24 | uint32_t(data[pos + 1]) << 16 | uint32_t(data[pos + 2]) << 8 | data[pos + 3];
+    const std::string type(reinterpret_cast<const char*>(data + pos + 4), 4);
+    if (len > size - pos - 12)
+      fail("PNG '", path, "': image file is truncated (chunk '", type, "' claims ", len, " bytes, ",
+           size - pos - 12, " remain)");
+    if (type == "IEND") return;
+    pos += 12 + size_t(len);
+  }
+}
+
+torch::Tensor decode_png(const uint8_t* data, size_t size, const std::string& path, int64_t max_pixels,
+                         std::map<std::string, std::string>* text) {
   PngCtx ctx;
   ctx.path = path;
-  ctx.file = std::fopen(path.c_str(), "rb");
-  if (!ctx.file) fail("cannot open image '", path, "': ", std::strerror(errno));
-  unsigned char sig[8] = {0};
-  if (std::fread(sig, 1, 8, ctx.file) != 8 || png_sig_cmp(sig, 0, 8) != 0)
-    fail("'", path, "' is not a PNG file");
+  ctx.data = data;
+  ctx.size = size;
+  if (size < 8 || png_sig_cmp(data, 0, 8) != 0) fail("'", path, "' is not a PNG file");
+  check_png_chunks(data, size, path);
   ctx.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ctx, png_on_error, png_on_warning);
   if (!ctx.png) fail("libpng could not start reading '", path, "'");
   ctx.info = png_create_info_struct(ctx.png);
   ctx.end = png_create_info_struct(ctx.png);
   if (!ctx.info || !ctx.end) fail("libpng could not start reading '", path, "'");
   PngHeader h;
-  if (!png_read_header(&ctx, &h)) fail("corrupt PNG '", path, "': ", ctx.error);
+  const auto max_side = static_cast<png_uint_32>(std::min<int64_t>(kPngMaxSide, max_pixels));
+  if (!png_read_header(&ctx, &h, max_side)) fail("corrupt PNG '", path, "': ", ctx.error);
+  check_pixels("PNG", path, h.width, h.height, max_pixels);
   if (h.channels != 3 && h.channels != 4) fail("PNG '", path, "' has ", h.channels, " channels after conversion");
-  if (uint64_t(h.width) * h.height > (uint64_t(1) << 31)) fail("PNG '", path, "' is too large");
   auto raw = torch::empty({int64_t(h.height), int64_t(h.width), h.channels}, torch::kUInt8);
   std::vector<png_bytep> rows(h.height);
   for (png_uint_32 y = 0; y < h.height; ++y) rows[y] = raw.data_ptr<uint8_t>() + int64_t(y) * h.width * h.channels;
@@ -112,8 +163,14 @@ torch::Tensor read_png_impl(const std::string& path, std::map<std::string, std::
     collect_text(ctx.png, ctx.info, text);
     collect_text(ctx.png, ctx.end, text);
   }
-  // PIL's RGBA -> RGB drops alpha without compositing.
-  return h.channels == 4 ? raw.narrow(2, 0, 3).contiguous() : raw;
+  if (h.channels == 3) return raw;
+  // PIL's RGBA -> RGB drops alpha without compositing. Compacted in place (each pixel moves
+  // towards the front), so an RGBA image never needs a second buffer.
+  uint8_t* p = raw.data_ptr<uint8_t>();
+  const int64_t n = int64_t(h.height) * h.width;
+  for (int64_t k = 0; k < n; ++k)
+    for (int c = 0; c < 3; ++c) p[3 * k + c] = p[4 * k + c];
+  return raw.view({-1}).narrow(0, 0, 3 * n).view({int64_t(h.height), int64_t(h.width), 3});
 }
 
 bool png_write_all(PngCtx* ctx, png_uint_32 w, png_uint_32 h, png_bytep* rows, png_textp text, int n_text) {
@@ -137,44 +194,89 @@ bool plain_ascii(const std::string& s) {
 #ifdef SPARSEDIT_HAVE_JPEG
 struct JpegErr {
   jpeg_error_mgr mgr;
+  jpeg_progress_mgr progress;
   std::jmp_buf jump;
-  char message[JMSG_LENGTH_MAX];
+  char message[JMSG_LENGTH_MAX + 64];
 };
 
-void jpeg_on_error(j_common_ptr cinfo) {
+[[noreturn]] void jpeg_jump(j_common_ptr cinfo, const char* prefix) {
   auto* err = reinterpret_cast<JpegErr*>(cinfo->err);
-  (*cinfo->err->format_message)(cinfo, err->message);
+  char text[JMSG_LENGTH_MAX];
+  (*cinfo->err->format_message)(cinfo, text);
+  std::snprintf(err->message, sizeof err->message, "%s%s", prefix, text);
   std::longjmp(err->jump, 1);
 }
 
-void jpeg_quiet(j_common_ptr, int) {}
+void jpeg_on_error(j_common_ptr cinfo) { jpeg_jump(cinfo, ""); }
+
+// libjpeg only warns when the data ends early (it pads the image with grey); PIL reports such a
+// file as truncated, and so do we. Other warnings (e.g. extraneous bytes before a marker) are
+// ignored, as PIL ignores them.
+void jpeg_on_message(j_common_ptr cinfo, int level) {
+  if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) jpeg_jump(cinfo, "image file is truncated: ");
+}
+
+void jpeg_on_progress(j_common_ptr cinfo) {
+  auto* d = reinterpret_cast<j_decompress_ptr>(cinfo);
+  if (d->input_scan_number > kJpegMaxScans) {
+    auto* err = reinterpret_cast<JpegErr*>(cinfo->err);
+    std::snprintf(err->message, sizeof err->message, "more than %d progressive scans", kJpegMaxScans);
+    std::longjmp(err->jump, 1);
+  }
+}
 
 struct JpegInfo {
-  int width = 0, height = 0, components = 0;
+  uint64_t width = 0, height = 0;  // as the header declares them
+  int components = 0;
   bool cmyk = false, adobe = false;
 };
 
-bool jpeg_start(jpeg_decompress_struct* cinfo, JpegErr* err, FILE* f, JpegInfo* info) {
+bool jpeg_header(jpeg_decompress_struct* cinfo, JpegErr* err, const uint8_t* data, size_t size, JpegInfo* info) {
   if (setjmp(err->jump)) return false;
   jpeg_create_decompress(cinfo);
-  jpeg_stdio_src(cinfo, f);
+  cinfo->progress = &err->progress;
+  jpeg_mem_src(cinfo, data, static_cast<unsigned long>(size));
   jpeg_read_header(cinfo, TRUE);
+  info->width = cinfo->image_width;
+  info->height = cinfo->image_height;
+  info->components = cinfo->num_components;
   info->cmyk = cinfo->jpeg_color_space == JCS_CMYK || cinfo->jpeg_color_space == JCS_YCCK;
   info->adobe = cinfo->saw_Adobe_marker;
-  // PIL asks libjpeg for RGB (it converts YCbCr and replicates grey) and for raw CMYK otherwise.
-  cinfo->out_color_space = info->cmyk ? JCS_CMYK : JCS_RGB;
-  jpeg_start_decompress(cinfo);
-  info->width = cinfo->output_width;
-  info->height = cinfo->output_height;
-  info->components = cinfo->output_components;
   return true;
 }
 
-bool jpeg_rows(jpeg_decompress_struct* cinfo, JpegErr* err, uint8_t* out, int stride) {
+// Runs after the caller has checked the declared size: progressive images are buffered whole here.
+bool jpeg_start(jpeg_decompress_struct* cinfo, JpegErr* err, const JpegInfo& info, long max_memory) {
   if (setjmp(err->jump)) return false;
+  cinfo->mem->max_memory_to_use = max_memory;
+  // PIL asks libjpeg for RGB (it converts YCbCr and replicates grey) and for raw CMYK otherwise.
+  cinfo->out_color_space = info.cmyk ? JCS_CMYK : JCS_RGB;
+  jpeg_start_decompress(cinfo);
+  return true;
+}
+
+// PIL's CMYK -> RGB: each ink scaled by the remaining white (255 - K), rounded as MULDIV255.
+uint8_t cmyk_channel(int ink, int k) {
+  const int nk = 255 - k;
+  int tmp = ink * nk + 128;
+  const int v = nk - (((tmp >> 8) + tmp) >> 8);
+  return static_cast<uint8_t>(std::clamp(v, 0, 255));
+}
+
+// Decodes row by row into out (H, W, 3); CMYK rows pass through `cmyk_row` (W * 4 bytes) first.
+bool jpeg_rows(jpeg_decompress_struct* cinfo, JpegErr* err, uint8_t* out, uint8_t* cmyk_row, bool adobe) {
+  if (setjmp(err->jump)) return false;
+  const int64_t w = cinfo->output_width;
   while (cinfo->output_scanline < cinfo->output_height) {
-    JSAMPROW row = out + int64_t(cinfo->output_scanline) * stride;
+    uint8_t* dst = out + int64_t(cinfo->output_scanline) * w * 3;
+    JSAMPROW row = cmyk_row ? cmyk_row : dst;
     jpeg_read_scanlines(cinfo, &row, 1);
+    if (!cmyk_row) continue;
+    for (int64_t x = 0; x < w; ++x) {
+      int px[4];
+      for (int j = 0; j < 4; ++j) px[j] = adobe ? 255 - cmyk_row[4 * x + j] : cmyk_row[4 * x + j];  // Adobe stores CMYK inverted
+      for (int j = 0; j < 3; ++j) dst[3 * x + j] = cmyk_channel(px[j], px[3]);
+    }
   }
   jpeg_finish_decompress(cinfo);
   return true;
@@ -183,20 +285,35 @@ bool jpeg_rows(jpeg_decompress_struct* cinfo, JpegErr* err, uint8_t* out, int st
 struct JpegCtx {
   jpeg_decompress_struct cinfo;
   JpegErr err;
-  FILE* file = nullptr;
   bool created = false;
   ~JpegCtx() {
     if (created) jpeg_destroy_decompress(&cinfo);
-    if (file) std::fclose(file);
   }
 };
 
-// PIL's CMYK -> RGB: each ink scaled by the remaining white (255 - K), rounded as MULDIV255.
-uint8_t cmyk_channel(int ink, int k) {
-  const int nk = 255 - k;
-  int tmp = ink * nk + 128;
-  const int v = nk - (((tmp >> 8) + tmp) >> 8);
-  return static_cast<uint8_t>(std::clamp(v, 0, 255));
+torch::Tensor decode_jpeg(const uint8_t* data, size_t size, const std::string& path, int64_t max_pixels) {
+  JpegCtx ctx;
+  ctx.cinfo.err = jpeg_std_error(&ctx.err.mgr);
+  ctx.err.mgr.error_exit = jpeg_on_error;
+  ctx.err.mgr.emit_message = jpeg_on_message;
+  ctx.err.progress.progress_monitor = jpeg_on_progress;
+  ctx.created = true;  // jpeg_create_decompress runs first thing in jpeg_header; destroy is safe after it
+  JpegInfo info;
+  if (!jpeg_header(&ctx.cinfo, &ctx.err, data, size, &info)) fail("cannot decode JPEG '", path, "': ", ctx.err.message);
+  check_pixels("JPEG", path, info.width, info.height, max_pixels);
+  if (info.components != 1 && info.components != 3 && info.components != 4)
+    fail("JPEG '", path, "' has ", info.components, " components (1, 3 or 4 are images)");
+  // libjpeg buffers a progressive image's coefficients whole: 2 bytes per pixel and component.
+  const long max_memory = max_pixels < (LONG_MAX >> 4) ? static_cast<long>(8 * max_pixels + (64 << 20)) : LONG_MAX;
+  if (!jpeg_start(&ctx.cinfo, &ctx.err, info, max_memory)) fail("cannot decode JPEG '", path, "': ", ctx.err.message);
+  const int c = ctx.cinfo.output_components;
+  if (c != (info.cmyk ? 4 : 3)) fail("JPEG '", path, "' decodes to ", c, " components");
+  const int64_t h = ctx.cinfo.output_height, w = ctx.cinfo.output_width;
+  auto rgb = torch::empty({h, w, 3}, torch::kUInt8);
+  std::vector<uint8_t> cmyk_row(info.cmyk ? size_t(w) * 4 : 0);
+  if (!jpeg_rows(&ctx.cinfo, &ctx.err, rgb.data_ptr<uint8_t>(), info.cmyk ? cmyk_row.data() : nullptr, info.adobe))
+    fail("cannot decode JPEG '", path, "': ", ctx.err.message);
+  return rgb;
 }
 #endif
 
@@ -210,54 +327,61 @@ bool jpeg_supported() {
 #endif
 }
 
-torch::Tensor read_png(const std::string& path) { return read_png_impl(path, nullptr); }
-
-std::map<std::string, std::string> read_png_text(const std::string& path) {
-  std::map<std::string, std::string> text;
-  read_png_impl(path, &text);
-  return text;
+int64_t max_image_pixels() {
+  const char* env = std::getenv("SPARSEDIT_MAX_IMAGE_PIXELS");
+  if (!env || !*env) return kDefaultMaxImagePixels;
+  char* end = nullptr;
+  errno = 0;
+  const long long v = std::strtoll(env, &end, 10);
+  if (errno != 0 || *end != '\0' || v <= 0)
+    fail("SPARSEDIT_MAX_IMAGE_PIXELS must be a positive integer (pixels), got '", env, "'");
+  return v;
 }
 
-torch::Tensor read_jpeg(const std::string& path) {
+namespace {
+
+int64_t pixel_limit(int64_t max_pixels) { return max_pixels > 0 ? max_pixels : max_image_pixels(); }
+
+bool is_png(const uint8_t* data, size_t size) { return size >= 8 && png_sig_cmp(data, 0, 8) == 0; }
+bool is_jpeg(const uint8_t* data, size_t size) { return size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF; }
+
+torch::Tensor decode_jpeg_or_fail(const uint8_t* data, size_t size, const std::string& path, int64_t max_pixels) {
 #ifdef SPARSEDIT_HAVE_JPEG
-  JpegCtx ctx;
-  ctx.file = std::fopen(path.c_str(), "rb");
-  if (!ctx.file) fail("cannot open image '", path, "': ", std::strerror(errno));
-  ctx.cinfo.err = jpeg_std_error(&ctx.err.mgr);
-  ctx.err.mgr.error_exit = jpeg_on_error;
-  ctx.err.mgr.emit_message = jpeg_quiet;
-  ctx.created = true;  // jpeg_create_decompress runs first thing in jpeg_start; destroy is safe after it
-  JpegInfo info;
-  if (!jpeg_start(&ctx.cinfo, &ctx.err, ctx.file, &info)) fail("cannot decode JPEG '", path, "': ", ctx.err.message);
-  const int c = info.components;
-  if (c != 3 && c != 4) fail("JPEG '", path, "' decodes to ", c, " components");
-  auto raw = torch::empty({info.height, info.width, c}, torch::kUInt8);
-  if (!jpeg_rows(&ctx.cinfo, &ctx.err, raw.data_ptr<uint8_t>(), info.width * c))
-    fail("cannot decode JPEG '", path, "': ", ctx.err.message);
-  if (c == 3) return raw;
-  auto rgb = torch::empty({info.height, info.width, 3}, torch::kUInt8);
-  const uint8_t* src = raw.data_ptr<uint8_t>();
-  uint8_t* dst = rgb.data_ptr<uint8_t>();
-  for (int64_t i = 0; i < int64_t(info.height) * info.width; ++i) {
-    int px[4];
-    for (int j = 0; j < 4; ++j) px[j] = info.adobe ? 255 - src[4 * i + j] : src[4 * i + j];  // Adobe stores CMYK inverted
-    for (int j = 0; j < 3; ++j) dst[3 * i + j] = cmyk_channel(px[j], px[3]);
-  }
-  return rgb;
+  return decode_jpeg(data, size, path, max_pixels);
 #else
   fail("cannot read JPEG '", path, "': sparsedit was built without libjpeg (install libjpeg62-turbo-dev and rebuild)");
 #endif
 }
 
-torch::Tensor read_image(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) fail("cannot open image '", path, "': ", std::strerror(errno));
-  unsigned char sig[8] = {0};
-  const size_t n = std::fread(sig, 1, 8, f);
-  std::fclose(f);
-  if (n == 8 && png_sig_cmp(sig, 0, 8) == 0) return read_png(path);
-  if (n >= 3 && sig[0] == 0xFF && sig[1] == 0xD8 && sig[2] == 0xFF) return read_jpeg(path);
-  fail("'", path, "' is neither a PNG nor a JPEG image");
+}  // namespace
+
+torch::Tensor read_png(const std::string& path, int64_t max_pixels) {
+  auto f = MappedFile::open(path);
+  return decode_png(f->data(), f->size(), path, pixel_limit(max_pixels), nullptr);
+}
+
+std::map<std::string, std::string> read_png_text(const std::string& path) {
+  std::map<std::string, std::string> text;
+  auto f = MappedFile::open(path);
+  decode_png(f->data(), f->size(), path, max_image_pixels(), &text);
+  return text;
+}
+
+torch::Tensor read_jpeg(const std::string& path, int64_t max_pixels) {
+  auto f = MappedFile::open(path);
+  if (!is_jpeg(f->data(), f->size())) fail("'", path, "' is not a JPEG file");
+  return decode_jpeg_or_fail(f->data(), f->size(), path, pixel_limit(max_pixels));
+}
+
+torch::Tensor decode_image(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels) {
+  if (is_png(data, size)) return decode_png(data, size, name, pixel_limit(max_pixels), nullptr);
+  if (is_jpeg(data, size)) return decode_jpeg_or_fail(data, size, name, pixel_limit(max_pixels));
+  fail("'", name, "' is neither a PNG nor a JPEG image");
+}
+
+torch::Tensor read_image(const std::string& path, int64_t max_pixels) {
+  auto f = MappedFile::open(path);
+  return decode_image(f->data(), f->size(), path, max_pixels);
 }
 
 void write_png(const std::string& path, const torch::Tensor& img, const std::map<std::string, std::string>& text) {

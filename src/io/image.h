@@ -6,16 +6,24 @@
 // Images are uint8 tensors (H, W, 3), contiguous, on the CPU.
 #include <torch/torch.h>
 
+#include <cstdint>
 #include <map>
 #include <string>
 
 namespace sdit {
 
-// By content (PNG/JPEG signature), not by extension; throws sdit::Error naming the file otherwise.
-torch::Tensor read_image(const std::string& path);
-torch::Tensor read_png(const std::string& path);
-torch::Tensor read_jpeg(const std::string& path);
+// By content (PNG/JPEG signature), not by extension; throws sdit::Error naming the file otherwise,
+// also for truncated or corrupt files (as PIL reports "image file is truncated"). Images over
+// max_pixels (0: max_image_pixels()) are refused after the header, before any pixel is decoded.
+torch::Tensor read_image(const std::string& path, int64_t max_pixels = 0);
+torch::Tensor read_png(const std::string& path, int64_t max_pixels = 0);
+torch::Tensor read_jpeg(const std::string& path, int64_t max_pixels = 0);
+// The same from bytes in memory; `name` stands for the file in errors.
+torch::Tensor decode_image(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels = 0);
 bool jpeg_supported();  // false when built without libjpeg
+// The most pixels a decoded (or resized) image may have: $SPARSEDIT_MAX_IMAGE_PIXELS when set,
+// else kDefaultMaxImagePixels (io/limits.h; PIL's own decompression-bomb limit).
+int64_t max_image_pixels();
 
 // text: keyword -> value, written as tEXt (iTXt when the value is not Latin-1-safe ASCII) before
 // the image data. Keywords must be 1-79 printable ASCII characters.

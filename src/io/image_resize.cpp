@@ -1,6 +1,7 @@
 // PIL's Image.resize for 8-bit images (libImaging/Resample.c semantics), and the ADM centre crop.
 // DiT's training images pass through PIL, so matching its integer arithmetic keeps encoded
 // datasets identical to the reference pipeline's input pixels.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -107,11 +108,23 @@ void check_rgb8(const torch::Tensor& img, const char* what) {
   if (img.size(0) == 0 || img.size(1) == 0) fail(what, ": empty image");
 }
 
+// A filter table holds about 4 weights per input pixel of a row or column, so sides are bounded
+// (and must fit the int indices); the result obeys the same pixel limit as a decoded image.
+constexpr double kMaxSide = double(1 << 24);
+
+void check_resize(double in_w, double in_h, double w, double h) {
+  if (std::max({in_w, in_h, w, h}) > kMaxSide || w * h > double(max_image_pixels()))
+    fail("resizing a ", int64_t(in_w), "x", int64_t(in_h), " image to ", w, "x", h,
+         " exceeds the image limits (sides up to ", int64_t(kMaxSide), ", ", max_image_pixels(),
+         " pixels; SPARSEDIT_MAX_IMAGE_PIXELS raises the latter)");
+}
+
 }  // namespace
 
 torch::Tensor pil_resize(const torch::Tensor& img, int64_t width, int64_t height, Resample filter) {
   check_rgb8(img, "resize");
   if (width <= 0 || height <= 0) fail("resize to ", width, "x", height, ": sizes must be positive");
+  check_resize(img.size(1), img.size(0), width, height);
   auto x = img.to(torch::kCPU).contiguous();
   // PIL skips a pass whose axis keeps its size, so no rounding happens along that axis.
   if (width != x.size(1)) x = resample_axis(x, static_cast<int>(width), 1, filter);
@@ -127,6 +140,7 @@ torch::Tensor center_crop_arr(const torch::Tensor& img, int64_t size) {
     x = pil_resize(x, x.size(1) / 2, x.size(0) / 2, Resample::Box);
   // Python: scale = size / min(w, h); new side = round(side * scale), round-half-even on doubles.
   const double scale = static_cast<double>(size) / static_cast<double>(std::min(x.size(0), x.size(1)));
+  check_resize(x.size(1), x.size(0), std::nearbyint(x.size(1) * scale), std::nearbyint(x.size(0) * scale));
   const auto nw = static_cast<int64_t>(std::nearbyint(static_cast<double>(x.size(1)) * scale));
   const auto nh = static_cast<int64_t>(std::nearbyint(static_cast<double>(x.size(0)) * scale));
   x = pil_resize(x, nw, nh, Resample::Bicubic);

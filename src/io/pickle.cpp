@@ -3,8 +3,10 @@
 #include <cstring>
 #include <deque>
 #include <limits>
+#include <string_view>
 #include <unordered_map>
 
+#include "io/limits.h"
 #include "util/error.h"
 
 namespace sdit {
@@ -16,17 +18,29 @@ struct Node {
   enum class K { None, Bool, Int, Float, Str, Bytes, List, Tuple, Dict, Tensor, Record, Global, Storage };
   K kind = K::None;
   bool b = false;
+  bool ordered = false;
+  bool attrs_checked = false;  // Dict used as an object's state: its keys were found to be strings
+  uint8_t visit = 0;    // expansion walk: 0 new, 1 in progress, 2 done
+  int height = 0;       // longest path below, counted by the expansion walk
+  G global = G::OrderedDict;
+  torch::ScalarType dtype = torch::kFloat;
   int64_t i = 0;
   double f = 0.0;
+  uint64_t values = 0, bytes = 0;  // the subtree's size counted per reference (expansion walk)
   std::string s;  // Str/Bytes payload; Global and Record: "module.name"; Storage: its key
   std::vector<Node*> items;
   std::vector<std::pair<Node*, Node*>> entries;
-  std::unordered_map<std::string, size_t> str_index;  // so repeated string keys replace, as in Python
-  bool ordered = false;
-  G global = G::OrderedDict;
-  torch::ScalarType dtype = torch::kFloat;
+  Node* state = nullptr;  // Record: the dict BUILD gave it, shared as its attributes
   torch::Tensor tensor;
 };
+
+struct PairHash {
+  size_t operator()(const std::pair<const Node*, const Node*>& p) const {
+    return std::hash<const void*>()(p.first) * 31 + std::hash<const void*>()(p.second);
+  }
+};
+
+uint64_t add_sat(uint64_t a, uint64_t b) { return b > UINT64_MAX - a ? UINT64_MAX : a + b; }
 using K = Node::K;
 
 struct Allowed {
@@ -53,14 +67,10 @@ const Allowed kAllowed[] = {
     {"torch.BoolStorage", G::Storage, torch::kBool},
 };
 
-// Deep-copying a shared DAG can blow up exponentially; real checkpoints are far below these.
-constexpr int kMaxDepth = 256;
-constexpr int64_t kMaxNodes = 20'000'000;
-
 class Unpickler {
  public:
-  Unpickler(const uint8_t* data, size_t size, const std::string& what, const StorageLoader& loader, bool alias)
-      : p_(data), size_(size), what_(what), loader_(loader), alias_(alias) {}
+  Unpickler(const uint8_t* data, size_t size, const std::string& what, const StorageLoader& loader)
+      : p_(data), size_(size), what_(what), loader_(loader) {}
 
   PyValue run(size_t* consumed) {
     Node* result = nullptr;
@@ -70,8 +80,8 @@ class Unpickler {
       result = step(op);
     }
     if (consumed) *consumed = pos_;
-    int64_t budget = kMaxNodes;
-    return convert(result, 0, budget);
+    check_expansion(result);
+    return convert(result);
   }
 
  private:
@@ -89,9 +99,16 @@ class Unpickler {
     n->i = v;
     return n;
   }
+  // Strings are interned: equal strings are one node, so dict keys compare by identity and a
+  // string the pickle repeats is stored once.
   Node* make_str(K k, std::string s) {
+    if (k == K::Str) {
+      auto it = interned_.find(std::string_view(s));
+      if (it != interned_.end()) return it->second;
+    }
     Node* n = make(k);
     n->s = std::move(s);
+    if (k == K::Str) interned_.emplace(std::string_view(n->s), n);
     return n;
   }
 
@@ -164,18 +181,21 @@ class Unpickler {
 
   void set_item(Node* d, Node* k, Node* v) {
     if (d->kind != K::Dict) bad("SETITEM(S) on a " + kind_name(d) + ", not a dict");
-    if (k->kind == K::Str) {
-      auto it = d->str_index.find(k->s);
-      if (it != d->str_index.end()) {
+    if (k->kind == K::Str) {  // a repeated string key replaces the value, as in Python
+      auto [it, fresh] = dict_index_.emplace(std::make_pair(d, k), d->entries.size());
+      if (!fresh) {
         d->entries[it->second].second = v;
         return;
       }
-      d->str_index[k->s] = d->entries.size();
     }
     d->entries.emplace_back(k, v);
   }
 
   Node* resolve_global(const std::string& module, const std::string& name) {
+    // Allowed names are short: a long one is refused before it is built, or memo references to
+    // long strings would make each STACK_GLOBAL cost their length.
+    if (module.size() + name.size() > 64)
+      fail("refusing to load ", what_, ": the pickle references a global named '", module.substr(0, 32), "...', which is not allowed");
     const std::string full = module + "." + name;
     for (const auto& a : kAllowed) {
       if (full == a.name) {
@@ -197,6 +217,9 @@ class Unpickler {
 
   std::vector<int64_t> want_ints(Node* n, const char* what) {
     if (n->kind != K::Tuple && n->kind != K::List) bad(std::string(what) + " must be a tuple of ints");
+    if (n->items.size() > static_cast<size_t>(kMaxTensorRank))
+      bad(std::string(what) + " has " + std::to_string(n->items.size()) + " dimensions (at most " +
+          std::to_string(kMaxTensorRank) + ")");
     std::vector<int64_t> v;
     for (Node* x : n->items) v.push_back(want_int(x, what));
     return v;
@@ -229,13 +252,10 @@ class Unpickler {
     }
     if (numel > 0 ? last >= storage_numel : offset > storage_numel)
       bad(where() + " reaches beyond its storage");
+    // A view, as PyTorch keeps it: copying would turn a stride-0 (expanded) tensor over one
+    // element into gigabytes, and tensors sharing a storage into copies.
     Node* t = make(K::Tensor);
-    if (alias_) {
-      t->tensor = st->tensor.as_strided(size, stride, offset);
-      return t;
-    }
-    t->tensor = torch::empty(size, torch::TensorOptions().dtype(st->dtype));
-    if (numel > 0) t->tensor.copy_(st->tensor.as_strided(size, stride, offset));
+    t->tensor = st->tensor.as_strided(size, stride, offset);
     return t;
   }
 
@@ -253,7 +273,7 @@ class Unpickler {
     if (key->kind != K::Str) bad("persistent id key is not a string");
     const int64_t numel = want_int(pid->items[4], "storage size");
     if (numel < 0) bad("negative storage size");
-    auto it = storages_.find(key->s);
+    auto it = storages_.find(key);  // keys are interned: one node per distinct string
     if (it != storages_.end()) {
       if (it->second->dtype != type->dtype || it->second->tensor.numel() != numel)
         bad("storage '" + key->s + "' is referenced with different types or sizes");
@@ -264,7 +284,7 @@ class Unpickler {
     st->tensor = loader_(key->s, type->dtype, numel);
     if (st->tensor.numel() != numel || st->tensor.scalar_type() != type->dtype)
       bad("internal: storage loader returned the wrong size for '" + key->s + "'");
-    storages_[key->s] = st;
+    storages_[key] = st;
     return st;
   }
 
@@ -301,10 +321,11 @@ class Unpickler {
       if (s->kind == K::None) continue;
       if (s->kind != K::Dict) bad("BUILD state is a " + kind_name(s) + ", not a dict");
       if (target->kind == K::Record) {
-        for (auto& kv : s->entries) {
-          if (kv.first->kind != K::Str) bad("attribute name is not a string");
-          target->entries.push_back(kv);
-        }
+        // The state dict becomes the object's attributes, shared rather than copied (one state
+        // applied per BUILD of many objects would otherwise copy it each time). Python applies
+        // an object's state once.
+        if (target->state) bad("a second BUILD state for one " + target->s);
+        target->state = s;
       } else if (target->kind != K::Dict && target->kind != K::Tensor) {
         // OrderedDict carries `_metadata` and tensors may carry Python attributes: neither matters here.
         bad("BUILD on a " + kind_name(target));
@@ -340,13 +361,8 @@ class Unpickler {
         return nullptr;
       case '1': pop_mark(); return nullptr;
       case '2': push(top()); return nullptr;
-      case 'N': push(make(K::None)); return nullptr;
-      case 0x88: case 0x89: {
-        Node* n = make(K::Bool);
-        n->b = op == 0x88;
-        push(n);
-        return nullptr;
-      }
+      case 'N': push(constant(K::None, false)); return nullptr;
+      case 0x88: case 0x89: push(constant(K::Bool, op == 0x88)); return nullptr;
       case 'J': push(make_int(static_cast<int32_t>(le(4)))); return nullptr;
       case 'K': push(make_int(le(1))); return nullptr;
       case 'M': push(make_int(le(2))); return nullptr;
@@ -376,7 +392,7 @@ class Unpickler {
       case 0x8e: push(make_str(K::Bytes, bytes(le(8)))); return nullptr;
       case '}': push(make(K::Dict)); return nullptr;
       case ']': case 0x8f: push(make(K::List)); return nullptr;
-      case ')': push(make(K::Tuple)); return nullptr;
+      case ')': push(constant(K::Tuple, false)); return nullptr;
       case 't': push(tuple_of(pop_mark())); return nullptr;
       case 0x85: case 0x86: case 0x87: {
         std::vector<Node*> items(op - 0x84);
@@ -472,33 +488,100 @@ class Unpickler {
     }
   }
 
-  PyValue convert(const Node* n, int depth, int64_t& budget) {
-    if (depth > kMaxDepth) bad("values nested too deeply (or cyclic)");
-    if (--budget < 0) bad("too many values (a shared structure expands beyond limits)");
+  // Sizes the tree as a walker that follows every reference sees it, without walking it per
+  // reference: each node once, its subtree's counts summed from its children's. Refuses cycles,
+  // nesting deeper than kPickleMaxDepth, and expansion beyond the limits of io/limits.h.
+  void check_expansion(Node* root) {
+    measure(root, 0);
+    const uint64_t max_values = kPickleExpansionValues + size_;
+    const uint64_t max_bytes = kPickleExpansionBytes + kPickleExpansionBytesPerByte * size_;
+    if (root->values > max_values || root->bytes > max_bytes)
+      bad("shared references expand to " + count_str(root->values) + " values and " + count_str(root->bytes) +
+          " string bytes; a pickle of " + std::to_string(size_) + " bytes may hold at most " +
+          std::to_string(max_values) + " and " + std::to_string(max_bytes));
+  }
+  static std::string count_str(uint64_t v) { return v == UINT64_MAX ? "more than 2^64" : std::to_string(v); }
+
+  void measure(Node* n, int depth) {
+    if (n->visit == 2) return;
+    if (n->visit == 1) bad("the structure contains itself (a cycle), which no checkpoint does");
+    if (depth > kPickleMaxDepth) bad("values nested more than " + std::to_string(kPickleMaxDepth) + " deep");
+    n->visit = 1;
+    uint64_t values = 1, bytes = n->s.size();
+    int height = 0;
+    auto add = [&](Node* c) {
+      measure(c, depth + 1);
+      values = add_sat(values, c->values);
+      bytes = add_sat(bytes, c->bytes);
+      height = std::max(height, c->height + 1);
+    };
+    for (Node* c : n->items) add(c);
+    for (auto& kv : n->entries) {
+      add(kv.first);
+      add(kv.second);
+    }
+    if (Node* st = n->state) {
+      add(st);
+      if (!st->attrs_checked)
+        for (auto& kv : st->entries)
+          if (kv.first->kind != K::Str) bad("attribute name is not a string");
+      st->attrs_checked = true;
+    }
+    if (height > kPickleMaxDepth) bad("values nested more than " + std::to_string(kPickleMaxDepth) + " deep");
+    n->values = values;
+    n->bytes = bytes;
+    n->height = height;
+    n->visit = 2;
+  }
+
+  // Each node becomes one PyValue, shared by every reference to it; check_expansion has bounded
+  // the depth, so the recursion is too.
+  PyValue convert(const Node* n) {
+    auto done = converted_.find(n);
+    if (done != converted_.end()) return done->second;
     PyValue v;
     switch (n->kind) {
       case K::None: v.kind = PyValue::Kind::None; break;
       case K::Bool: v.kind = PyValue::Kind::Bool; v.b = n->b; break;
       case K::Int: v.kind = PyValue::Kind::Int; v.i = n->i; break;
       case K::Float: v.kind = PyValue::Kind::Float; v.f = n->f; break;
-      case K::Str: v.kind = PyValue::Kind::Str; v.str = n->s; break;
-      case K::Bytes: v.kind = PyValue::Kind::Bytes; v.str = n->s; break;
+      case K::Str: v.kind = PyValue::Kind::Str; v.str = SharedStr(n->s); break;
+      case K::Bytes: v.kind = PyValue::Kind::Bytes; v.str = SharedStr(n->s); break;
       case K::Tensor: v.kind = PyValue::Kind::Tensor; v.tensor = n->tensor; break;
-      case K::List: case K::Tuple:
+      case K::List: case K::Tuple: {
         v.kind = n->kind == K::List ? PyValue::Kind::List : PyValue::Kind::Tuple;
-        for (const Node* x : n->items) v.items.push_back(convert(x, depth + 1, budget));
+        std::vector<PyValue> items;
+        items.reserve(n->items.size());
+        for (const Node* x : n->items) items.push_back(convert(x));
+        v.items = SharedList<PyValue>(std::move(items));
         break;
-      case K::Dict: case K::Record:
+      }
+      case K::Dict: case K::Record: {
         v.kind = n->kind == K::Dict ? PyValue::Kind::Dict : PyValue::Kind::Record;
         v.ordered = n->ordered;
-        v.str = n->s;
-        for (const auto& kv : n->entries)
-          v.entries.emplace_back(convert(kv.first, depth + 1, budget), convert(kv.second, depth + 1, budget));
+        v.str = SharedStr(n->s);
+        std::vector<std::pair<PyValue, PyValue>> entries;
+        entries.reserve(n->entries.size());
+        for (const auto& kv : n->entries) entries.emplace_back(convert(kv.first), convert(kv.second));
+        v.entries = SharedList<std::pair<PyValue, PyValue>>(std::move(entries));
+        if (n->state) v.entries = convert(n->state).entries;  // a Record's attributes: its state, shared
         break;
+      }
       case K::Global: bad("the result holds the class '" + n->s + "' itself, not a value");
       case K::Storage: bad("the result holds a bare storage, not a tensor");
     }
+    converted_.emplace(n, v);
     return v;
+  }
+
+  // None, True, False and () are immutable: one node each, however often the pickle pushes them.
+  Node* constant(K k, bool b) {
+    Node*& c = k == K::None ? none_ : k == K::Tuple ? empty_tuple_ : b ? true_ : false_;
+    if (!c) {
+      c = make(k);
+      c->b = b;
+    }
+    return c;
   }
 
   const uint8_t* p_;
@@ -506,103 +589,22 @@ class Unpickler {
   size_t pos_ = 0, op_pos_ = 0;
   std::string what_;
   const StorageLoader& loader_;
-  bool alias_;
   std::deque<Node> arena_;  // nodes reference each other by pointer; cycles are harmless here
   std::vector<Node*> stack_;
   std::vector<size_t> marks_;
   std::unordered_map<uint64_t, Node*> memo_;
-  std::unordered_map<std::string, Node*> storages_;
+  std::unordered_map<const Node*, Node*> storages_;  // by key node
+  std::unordered_map<std::string_view, Node*> interned_;  // views of the nodes' own strings
+  std::unordered_map<std::pair<const Node*, const Node*>, size_t, PairHash> dict_index_;  // (dict, str key) -> entry
+  std::unordered_map<const Node*, PyValue> converted_;
+  Node *none_ = nullptr, *true_ = nullptr, *false_ = nullptr, *empty_tuple_ = nullptr;
 };
 
 }  // namespace
 
-const PyValue* PyValue::get(const std::string& key) const {
-  if (kind != Kind::Dict && kind != Kind::Record) return nullptr;
-  for (const auto& kv : entries)
-    if (kv.first.kind == Kind::Str && kv.first.str == key) return &kv.second;
-  return nullptr;
-}
-
-std::string PyValue::type_name() const {
-  switch (kind) {
-    case Kind::None: return "None";
-    case Kind::Bool: return "bool";
-    case Kind::Int: return "int";
-    case Kind::Float: return "float";
-    case Kind::Str: return "str";
-    case Kind::Bytes: return "bytes";
-    case Kind::List: return "list";
-    case Kind::Tuple: return "tuple";
-    case Kind::Dict: return ordered ? "OrderedDict" : "dict";
-    case Kind::Tensor: return "tensor";
-    case Kind::Record: return str;
-  }
-  return "?";
-}
-
 PyValue unpickle(const uint8_t* data, size_t size, const std::string& what, const StorageLoader& storages,
-                 size_t* consumed, bool alias_storages) {
-  return Unpickler(data, size, what, storages, alias_storages).run(consumed);
+                 size_t* consumed) {
+  return Unpickler(data, size, what, storages).run(consumed);
 }
-
-PickleWriter& PickleWriter::raw(uint8_t opcode) {
-  out_.push_back(static_cast<char>(opcode));
-  return *this;
-}
-PickleWriter& PickleWriter::proto(int version) {
-  raw(0x80);
-  return raw(static_cast<uint8_t>(version));
-}
-PickleWriter& PickleWriter::global(const std::string& module, const std::string& name) {
-  raw('c');
-  out_ += module + "\n" + name + "\n";
-  return *this;
-}
-PickleWriter& PickleWriter::mark() { return raw('('); }
-PickleWriter& PickleWriter::tuple(size_t n) {
-  if (n > 3) fail("internal: PickleWriter::tuple(", n, "): use mark() and tuple_from_mark()");
-  return raw(n == 0 ? ')' : static_cast<uint8_t>(0x84 + n));
-}
-PickleWriter& PickleWriter::tuple_from_mark() { return raw('t'); }
-PickleWriter& PickleWriter::int_tuple(const std::vector<int64_t>& v) {
-  if (v.size() > 3) mark();
-  for (int64_t x : v) integer(x);
-  return v.size() > 3 ? tuple_from_mark() : tuple(v.size());
-}
-PickleWriter& PickleWriter::empty_tuple() { return raw(')'); }
-PickleWriter& PickleWriter::empty_dict() { return raw('}'); }
-PickleWriter& PickleWriter::integer(int64_t v) {
-  auto put = [&](uint64_t x, int n) {
-    for (int i = 0; i < n; ++i) out_.push_back(static_cast<char>(x >> (8 * i)));
-  };
-  if (v >= 0 && v < 256) {
-    raw('K');
-    put(v, 1);
-  } else if (v >= 0 && v < 65536) {
-    raw('M');
-    put(v, 2);
-  } else if (v >= std::numeric_limits<int32_t>::min() && v <= std::numeric_limits<int32_t>::max()) {
-    raw('J');
-    put(static_cast<uint32_t>(static_cast<int32_t>(v)), 4);
-  } else {
-    raw(0x8a);
-    raw(8);
-    put(static_cast<uint64_t>(v), 8);
-  }
-  return *this;
-}
-PickleWriter& PickleWriter::boolean(bool v) { return raw(v ? 0x88 : 0x89); }
-PickleWriter& PickleWriter::none() { return raw('N'); }
-PickleWriter& PickleWriter::str(const std::string& s) {
-  if (s.size() > 0xFFFFFFFFull) fail("string too long to pickle");
-  raw('X');
-  for (int i = 0; i < 4; ++i) out_.push_back(static_cast<char>(uint64_t(s.size()) >> (8 * i)));
-  out_ += s;
-  return *this;
-}
-PickleWriter& PickleWriter::reduce() { return raw('R'); }
-PickleWriter& PickleWriter::binpersid() { return raw('Q'); }
-PickleWriter& PickleWriter::setitems() { return raw('u'); }
-PickleWriter& PickleWriter::stop() { return raw('.'); }
 
 }  // namespace sdit

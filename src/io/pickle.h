@@ -6,22 +6,70 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace sdit {
 
+// An immutable string shared by every value that refers to it: a pickle may reference one string
+// any number of times, and no reference may cost a copy.
+class SharedStr {
+ public:
+  SharedStr() = default;
+  explicit SharedStr(std::string s) : p_(std::make_shared<const std::string>(std::move(s))) {}
+  const std::string& get() const { return p_ ? *p_ : empty_string(); }
+  operator const std::string&() const { return get(); }
+  size_t size() const { return get().size(); }
+  bool empty() const { return get().empty(); }
+  const char* c_str() const { return get().c_str(); }
+  friend bool operator==(const SharedStr& a, const std::string& b) { return a.get() == b; }
+  friend bool operator==(const SharedStr& a, const char* b) { return a.get() == b; }
+  friend bool operator!=(const SharedStr& a, const std::string& b) { return a.get() != b; }
+  friend bool operator!=(const SharedStr& a, const char* b) { return a.get() != b; }
+  friend std::ostream& operator<<(std::ostream& os, const SharedStr& s) { return os << s.get(); }
+
+ private:
+  static const std::string& empty_string() {
+    static const std::string e;
+    return e;
+  }
+  std::shared_ptr<const std::string> p_;
+};
+
+// An immutable list shared by every value that refers to it (a read-only vector to its users).
+template <typename T>
+class SharedList {
+ public:
+  SharedList() = default;
+  explicit SharedList(std::vector<T> v)
+      : p_(v.empty() ? nullptr : std::make_shared<const std::vector<T>>(std::move(v))) {}
+  const T* begin() const { return p_ ? p_->data() : nullptr; }
+  const T* end() const { return p_ ? p_->data() + p_->size() : nullptr; }
+  size_t size() const { return p_ ? p_->size() : 0; }
+  bool empty() const { return size() == 0; }
+  const T& operator[](size_t i) const { return (*p_)[i]; }
+  const T& front() const { return p_->front(); }
+  const T& back() const { return p_->back(); }
+
+ private:
+  std::shared_ptr<const std::vector<T>> p_;
+};
+
+// A value of the unpickled tree. Copies are cheap: strings, lists and dicts are shared, so an
+// object the pickle references many times exists once (as in Python), and tensors are views.
 struct PyValue {
   enum class Kind { None, Bool, Int, Float, Str, Bytes, List, Tuple, Dict, Tensor, Record };
   Kind kind = Kind::None;
   bool b = false;
   int64_t i = 0;
   double f = 0.0;
-  std::string str;                               // Str, Bytes; Record: the class, "argparse.Namespace"
-  std::vector<PyValue> items;                    // List, Tuple
-  std::vector<std::pair<PyValue, PyValue>> entries;  // Dict in insertion order; Record attributes
-  bool ordered = false;                          // Dict built from collections.OrderedDict
+  SharedStr str;                                     // Str, Bytes; Record: the class, "argparse.Namespace"
+  SharedList<PyValue> items;                         // List, Tuple
+  SharedList<std::pair<PyValue, PyValue>> entries;   // Dict in insertion order; Record attributes
+  bool ordered = false;                              // Dict built from collections.OrderedDict
   torch::Tensor tensor;
 
   bool is_str() const { return kind == Kind::Str; }
@@ -32,17 +80,22 @@ struct PyValue {
   std::string type_name() const;  // "dict", "tensor", "argparse.Namespace", ...
 };
 
-// Resolves a persistent id ('storage', <class>, key, location, numel[, view None]) to a 1-D tensor of at least
-// `numel` elements of `dtype`. Tensors are rebuilt as contiguous copies, so it may alias a map.
+// Resolves a persistent id ('storage', <class>, key, location, numel[, view None]) to a 1-D tensor of
+// exactly `numel` elements of `dtype`, called once per key. Tensors are views of it (as PyTorch keeps
+// them: strides, offsets and shared storages as saved), so it may alias a map. The loader checks
+// `numel` against the bytes available before allocating anything.
+//
+// Limits (io/limits.h): tensor extents must lie inside their storage, ranks are at most
+// kMaxTensorRank, and the tree, counted per reference, at most kPickleExpansionValues values plus
+// one per pickle byte; nesting at most kPickleMaxDepth. Cycles are refused.
 using StorageLoader = std::function<torch::Tensor(const std::string& key, torch::ScalarType dtype, int64_t numel)>;
 
 // `what` names the source in error messages (e.g. "model.pt:archive/data.pkl").
 // `consumed` (optional) receives the bytes read through STOP, for streams of several pickles.
-// `alias_storages`: tensors are views of the loader's storages (sharing them, and a memory map the
-// loader returns) instead of copies, so a multi-GB checkpoint can be converted tensor by tensor
+// Tensors alias the loader's storages, so a multi-GB checkpoint can be converted tensor by tensor
 // without first holding a copy of all of it.
 PyValue unpickle(const uint8_t* data, size_t size, const std::string& what, const StorageLoader& storages,
-                 size_t* consumed = nullptr, bool alias_storages = false);
+                 size_t* consumed = nullptr);
 
 // Emits protocol-2 opcodes; enough for write_torch_pt and for tests to craft pickles.
 class PickleWriter {

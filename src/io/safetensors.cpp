@@ -5,15 +5,18 @@
 #include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <unordered_set>
 #include <vector>
 
 #include "io/file_util.h"
+#include "io/limits.h"
 #include "util/error.h"
 
 namespace sdit {
 namespace {
 
-using ojson = nlohmann::ordered_json;
+using json = nlohmann::json;
+using ojson = nlohmann::ordered_json;  // writing: the header in the state dict's order
 
 // Larger headers only come from corrupt or hostile files, and parsing them would cost memory.
 constexpr uint64_t kMaxHeader = 100ull << 20;
@@ -66,7 +69,7 @@ struct Reader {
     fail("safetensors file '", path, "', tensor '", tensor, "': ", why);
   }
 
-  Entry parse_entry(const std::string& name, const ojson& v, uint64_t data_size) const {
+  Entry parse_entry(const std::string& name, const json& v, uint64_t data_size) const {
     if (!v.is_object()) bad(name, "header entry is not a JSON object");
     Entry e{name, nullptr, {}, 0, 0};
     auto dt = v.find("dtype");
@@ -80,6 +83,8 @@ struct Reader {
     }
     auto sh = v.find("shape");
     if (sh == v.end() || !sh->is_array()) bad(name, "missing or non-list 'shape'");
+    if (sh->size() > static_cast<size_t>(kMaxTensorRank))
+      bad(name, "shape has " + std::to_string(sh->size()) + " dimensions (at most " + std::to_string(kMaxTensorRank) + ")");
     int64_t numel = 1;
     for (const auto& d : *sh) {
       if (!d.is_number_integer()) bad(name, "shape " + sh->dump() + " holds a non-integer");
@@ -113,13 +118,58 @@ struct Reader {
   }
 };
 
+// A first pass over the header (SAX, no tree): the header is an object of objects whose values
+// are strings or short lists, so deeper nesting and longer lists are refused before a tree is
+// built; it also records the tensors' order. The tree is then parsed without a callback and
+// into a sorted object: nlohmann's callback parser rescans an object's members after each one,
+// and ordered_json inserts each key by a linear search, both quadratic in the tensor count.
+struct HeaderOutline : nlohmann::json_sax<json> {
+  static constexpr int kMaxDepth = 3;  // the header, a tensor's entry, its shape list
+  const Reader& r;
+  std::vector<std::string> order;  // top-level keys as they appear
+  int depth = 0;
+  size_t innermost = 0;  // values in the current innermost list or object
+
+  explicit HeaderOutline(const Reader& reader) : r(reader) {}
+  bool value() {
+    if (depth >= kMaxDepth && ++innermost > size_t(kMaxTensorRank))
+      r.bad("", "header holds a list longer than " + std::to_string(kMaxTensorRank) + " values");
+    return true;
+  }
+  bool open() {
+    if (++depth > kMaxDepth) r.bad("", "header nests deeper than a tensor's shape list");
+    innermost = 0;
+    return true;
+  }
+  bool null() override { return value(); }
+  bool boolean(bool) override { return value(); }
+  bool number_integer(number_integer_t) override { return value(); }
+  bool number_unsigned(number_unsigned_t) override { return value(); }
+  bool number_float(number_float_t, const string_t&) override { return value(); }
+  bool string(string_t&) override { return value(); }
+  bool binary(binary_t&) override { return value(); }
+  bool start_object(std::size_t) override { return open(); }
+  bool start_array(std::size_t) override { return open(); }
+  bool end_object() override { return --depth, true; }
+  bool end_array() override { return --depth, true; }
+  bool key(string_t& k) override {
+    if (depth == 1) order.push_back(k);
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
+    r.bad("", std::string("header is not valid JSON (") + e.what() + ")");
+  }
+};
+
 }  // namespace
 
 std::string safetensors_dtype_name(torch::ScalarType t) { return dtype_of(t).name; }
 
-StateDict read_safetensors(const std::string& path) {
+StateDict read_safetensors(const std::string& path) { return read_safetensors(MappedFile::open(path)); }
+
+StateDict read_safetensors(const std::shared_ptr<MappedFile>& file) {
+  const std::string& path = file->path();
   Reader r{path};
-  auto file = MappedFile::open(path);
   const uint64_t fsize = file->size();
   if (fsize < 8) r.bad("", "file is " + std::to_string(fsize) + " bytes, too small for a header");
   const uint64_t hlen = read_le64(file->data());
@@ -129,9 +179,11 @@ StateDict read_safetensors(const std::string& path) {
     r.bad("", "header length " + std::to_string(hlen) + " exceeds the file size " +
                   std::to_string(fsize) + "; the file is truncated or not safetensors");
   const char* hbeg = reinterpret_cast<const char*>(file->data() + 8);
-  ojson header;
+  HeaderOutline outline(r);
+  json header;
   try {
-    header = ojson::parse(hbeg, hbeg + hlen);
+    json::sax_parse(hbeg, hbeg + hlen, &outline);
+    header = json::parse(hbeg, hbeg + hlen);
   } catch (const nlohmann::json::exception& e) {
     r.bad("", std::string("header is not valid JSON (") + e.what() + ")");
   }
@@ -140,17 +192,20 @@ StateDict read_safetensors(const std::string& path) {
   const uint64_t data_size = fsize - 8 - hlen;
   StateDict sd;
   std::vector<Entry> entries;
-  for (auto it = header.begin(); it != header.end(); ++it) {
-    if (it.key() == "__metadata__") {
-      if (it->is_null()) continue;
-      if (!it->is_object()) r.bad("", "__metadata__ is not a JSON object");
-      for (auto m = it->begin(); m != it->end(); ++m) {
+  std::unordered_set<std::string> seen;
+  for (const std::string& key : outline.order) {
+    if (!seen.insert(key).second) continue;  // a repeated key: its last value counts, once
+    const json& v = header.at(key);
+    if (key == "__metadata__") {
+      if (v.is_null()) continue;
+      if (!v.is_object()) r.bad("", "__metadata__ is not a JSON object");
+      for (auto m = v.begin(); m != v.end(); ++m) {
         if (!m->is_string()) r.bad("", "__metadata__ value '" + m.key() + "' is not a string");
         sd.metadata[m.key()] = m->get<std::string>();
       }
       continue;
     }
-    entries.push_back(r.parse_entry(it.key(), it.value(), data_size));
+    entries.push_back(r.parse_entry(key, v, data_size));
   }
 
   std::vector<const Entry*> by_offset;

@@ -31,7 +31,8 @@ const char* storage_name(torch::ScalarType t, const std::string& path, const std
 }
 
 // numel elements of dtype at p inside the mapped file: a view that keeps the map alive, or a copy
-// when p is not aligned for the dtype. Rebuilt tensors are copied out of it by the unpickler.
+// when p is not aligned for the dtype. The unpickler's tensors are views of it. The caller has
+// checked that the bytes lie inside the file.
 torch::Tensor mapped_storage(const std::shared_ptr<MappedFile>& file, const uint8_t* p, torch::ScalarType dtype,
                              int64_t numel) {
   auto opts = torch::TensorOptions().dtype(dtype);
@@ -84,9 +85,17 @@ PyValue read_legacy_torch_pt(const std::shared_ptr<MappedFile>& file, const std:
   };
   std::map<std::string, Storage> storages;
   const size_t object_pos = pos;
+  // The first pass learns each storage's dtype and size. Its tensors live on the meta device,
+  // which checks every view against its storage but allocates nothing: a size claimed by the
+  // pickle is only believed once the stream has shown the bytes (below).
   next("object", [&](const std::string& key, torch::ScalarType dtype, int64_t numel) {
+    int64_t bytes = 0;
+    if (__builtin_mul_overflow(numel, static_cast<int64_t>(c10::elementSize(dtype)), &bytes) ||
+        static_cast<uint64_t>(bytes) > n - pos)
+      fail("'", path, "': storage '", key, "' claims ", numel, " elements of ", c10::toString(dtype),
+           ", more than the ", n - pos, " bytes left in the file");
     storages[key] = Storage{dtype, numel};
-    return torch::empty({numel}, torch::TensorOptions().dtype(dtype));  // contents unused in this pass
+    return torch::empty({numel}, torch::TensorOptions().dtype(dtype).device(torch::kMeta));
   });
   const PyValue keys = next("storage keys", no_storages);
   if (keys.kind != PyValue::Kind::List) fail("'", path, "': the storage key list is a ", keys.type_name());
@@ -126,8 +135,10 @@ bool is_legacy_torch_file(const std::string& path) {
   return f.get(c) && static_cast<uint8_t>(c) == 0x80;
 }
 
-PyValue read_torch_pt(const std::string& path, bool alias_storages) {
-  auto file = MappedFile::open(path);
+PyValue read_torch_pt(const std::string& path) { return read_torch_pt(MappedFile::open(path)); }
+
+PyValue read_torch_pt(const std::shared_ptr<MappedFile>& file) {
+  const std::string& path = file->path();
   if (file->size() >= 1 && file->data()[0] == 0x80) return read_legacy_torch_pt(file, path);
   if (file->size() < 4 || std::memcmp(file->data(), "PK", 2) != 0)
     fail("'", path, "' is not a torch.save checkpoint (no zip signature)");
@@ -149,6 +160,7 @@ PyValue read_torch_pt(const std::string& path, bool alias_storages) {
   if (zip.find(prefix + "constants.pkl"))
     fail("'", path, "' is a TorchScript archive (torch.jit.save); save the model's state_dict() with torch.save instead");
   if (const ZipEntry* bo = zip.find(prefix + "byteorder")) {
+    if (bo->size > 16) fail("'", path, "': the byteorder entry holds ", bo->size, " bytes, not \"little\" or \"big\"");
     std::string order(reinterpret_cast<const char*>(zip.data(*bo)), bo->size);
     if (order != "little") fail("'", path, "' stores ", order, "-endian data, which is not supported");
   }
@@ -166,7 +178,7 @@ PyValue read_torch_pt(const std::string& path, bool alias_storages) {
     return mapped_storage(zip.file(), zip.data(*e), dtype, numel);
   };
   const uint8_t* bytes = zip.data_checked(*pkl);
-  return unpickle(bytes, pkl->size, "'" + path + "' (" + pkl->name + ")", loader, nullptr, alias_storages);
+  return unpickle(bytes, pkl->size, "'" + path + "' (" + pkl->name + ")", loader);
 }
 
 void write_torch_pt(const std::string& path, const StateDict& sd) {

@@ -53,7 +53,7 @@ WeightFiles from_index(const std::string& source, const std::string& index_path)
 // The tensors of a torch.save file holding a flat {name: tensor} dict (what save_pretrained
 // writes), as views of the file's map.
 void visit_torch_file(const std::string& file, const std::function<void(const std::string&, const torch::Tensor&)>& each) {
-  const PyValue v = read_torch_pt(file, /*alias_storages=*/true);
+  const PyValue v = read_torch_pt(file);
   if (!v.is_dict()) fail("'", file, "' holds a ", v.type_name(), ", not a state dict of named tensors");
   for (const auto& [key, value] : v.entries) {
     if (!key.is_str()) fail("'", file, "': a state-dict key is a ", key.type_name(), ", not a string");

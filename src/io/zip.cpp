@@ -1,5 +1,6 @@
 #include "io/zip.h"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <limits>
@@ -164,15 +165,25 @@ void ZipReader::parse() {
     if (e.method == 0 && e.compressed_size != e.size)
       bad("stored entry '" + e.name + "' has different compressed and uncompressed sizes");
     e.data_offset = data;
+    e.header_offset = local;
+    index_.emplace(e.name, entries_.size());
     entries_.push_back(std::move(e));
     pos += 46 + nlen + xlen + clen;
   }
+  // Entries sharing bytes (the "overlapping zip bomb") would let a small file stand for many
+  // large ones; no archive writer produces them.
+  std::vector<const ZipEntry*> by_offset;
+  for (const auto& e : entries_) by_offset.push_back(&e);
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const ZipEntry* a, const ZipEntry* b) { return a->header_offset < b->header_offset; });
+  for (size_t i = 1; i < by_offset.size(); ++i)
+    if (by_offset[i]->header_offset < by_offset[i - 1]->data_offset + by_offset[i - 1]->compressed_size)
+      bad("entries '" + by_offset[i - 1]->name + "' and '" + by_offset[i]->name + "' overlap");
 }
 
 const ZipEntry* ZipReader::find(const std::string& name) const {
-  for (const auto& e : entries_)
-    if (e.name == name) return &e;
-  return nullptr;
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &entries_[it->second];
 }
 
 const uint8_t* ZipReader::data(const ZipEntry& e) const {
@@ -188,10 +199,17 @@ const uint8_t* ZipReader::data_checked(const ZipEntry& e) const {
   return p;
 }
 
+void ZipWriter::write(const void* data, uint64_t size) {
+  if (file_) file_->write(data, size);
+  else bytes_->append(static_cast<const char*>(data), size);
+}
+
+uint64_t ZipWriter::offset() const { return file_ ? file_->offset() : bytes_->size(); }
+
 void ZipWriter::add(const std::string& name, const void* data, uint64_t size) {
   if (finished_) fail("internal: zip entry '", name, "' added after finish()");
   if (name.size() > 0xFFFF) fail("zip entry name too long: '", name.substr(0, 64), "...'");
-  const uint64_t offset = out_.offset();
+  const uint64_t offset = this->offset();
   const bool z64 = force64_ || size >= k32;
   const uint32_t crc = crc32(data, size);
   Buf h;
@@ -219,15 +237,15 @@ void ZipWriter::add(const std::string& name, const void* data, uint64_t size) {
   h.u16(0x4246);  // padding field id PyTorch uses ("FB")
   h.u16(pad);
   h.b.insert(h.b.end(), pad, 'Z');
-  out_.write(h.b.data(), h.b.size());
-  out_.write(data, size);
+  write(h.b.data(), h.b.size());
+  write(data, size);
   written_.push_back({name, crc, size, offset});
 }
 
 void ZipWriter::finish() {
   if (finished_) return;
   finished_ = true;
-  const uint64_t cd_offset = out_.offset();
+  const uint64_t cd_offset = offset();
   Buf cd;
   for (const auto& w : written_) {
     const bool big_size = force64_ || w.size >= k32, big_off = force64_ || w.offset >= k32;
@@ -289,8 +307,8 @@ void ZipWriter::finish() {
   end.u32(z64 ? k32 : cd_size);
   end.u32(z64 ? k32 : cd_offset);
   end.u16(0);
-  out_.write(cd.b.data(), cd.b.size());
-  out_.write(end.b.data(), end.b.size());
+  write(cd.b.data(), cd.b.size());
+  write(end.b.data(), end.b.size());
 }
 
 }  // namespace sdit

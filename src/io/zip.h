@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "io/file_util.h"
@@ -18,6 +19,7 @@ struct ZipEntry {
   uint64_t size = 0;           // uncompressed size
   uint64_t compressed_size = 0;
   uint64_t data_offset = 0;    // of the entry's bytes in the file
+  uint64_t header_offset = 0;  // of its local header, where the entry's extent in the file begins
 };
 
 class ZipReader {
@@ -27,7 +29,7 @@ class ZipReader {
   explicit ZipReader(std::shared_ptr<MappedFile> file);
 
   const std::vector<ZipEntry>& entries() const { return entries_; }
-  const ZipEntry* find(const std::string& name) const;
+  const ZipEntry* find(const std::string& name) const;  // the first entry of that name; constant time
   // Pointer to a stored entry's bytes inside the map; throws for compressed entries.
   const uint8_t* data(const ZipEntry& e) const;
   // Same, and checks the CRC-32 (for small entries such as data.pkl).
@@ -39,12 +41,15 @@ class ZipReader {
   void parse();
   std::shared_ptr<MappedFile> file_;
   std::vector<ZipEntry> entries_;
+  std::unordered_map<std::string, size_t> index_;  // a lookup per storage must not scan every entry
 };
 
 class ZipWriter {
  public:
   // force_zip64 writes zip64 records even for small archives (used to test the reader).
-  explicit ZipWriter(AtomicFile& out, bool force_zip64 = false) : out_(out), force64_(force_zip64) {}
+  explicit ZipWriter(AtomicFile& out, bool force_zip64 = false) : file_(&out), force64_(force_zip64) {}
+  // Appends the archive to `out` instead of a file (tests and fuzz targets build archives in memory).
+  explicit ZipWriter(std::string& out, bool force_zip64 = false) : bytes_(&out), force64_(force_zip64) {}
   void add(const std::string& name, const void* data, uint64_t size);
   // Writes the central directory; the caller then commits the AtomicFile.
   void finish();
@@ -55,7 +60,10 @@ class ZipWriter {
     uint32_t crc;
     uint64_t size, offset;
   };
-  AtomicFile& out_;
+  void write(const void* data, uint64_t size);
+  uint64_t offset() const;
+  AtomicFile* file_ = nullptr;
+  std::string* bytes_ = nullptr;
   bool force64_;
   bool finished_ = false;
   std::vector<Written> written_;

@@ -32,6 +32,7 @@ struct LatentSpec {
   CondKind cond = CondKind::ClassLabel;
   int64_t num_classes = 0;                 // ClassLabel
   int64_t context_len = 0, context_dim = 0;  // Text
+  bool size_conditions = false;            // takes img_hw / aspect_ratio (PixArt-MS)
 
   bool latent_space() const { return vae_downscale > 1; }
   int64_t out_channels() const { return learn_sigma ? 2 * channels : channels; }
@@ -41,6 +42,9 @@ struct LatentSpec {
   // The dense token grid of an input of that size; throws when the model cannot take that size.
   Grid grid(int64_t height, int64_t width) const;
   Grid grid() const { return grid(height, width); }
+  // Samples in this layout as a batch of single images (B·F, C, H, W), each sample's frames in order;
+  // image samples (4-D) come back as they are.
+  torch::Tensor frames_as_images(const torch::Tensor& x) const;
 };
 
 // All a family needs to build, cost or describe a model without its weights.

@@ -77,9 +77,9 @@ torch::Tensor TransformerBlockImpl::cross_attention(const torch::Tensor& q_in, c
 
 torch::Tensor TransformerBlockImpl::finish(const torch::Tensor& x, const torch::Tensor& mixed, const Grid& grid,
                                            const BlockContext& ctx, const Modulation& m) {
-  auto h = x + m.gate_msa * mixed;
+  auto h = gated_residual(x, m.gate_msa, mixed);
   h = extra(h, grid, ctx);
-  return h + m.gate_mlp * mlp->forward(modulate(layer_norm(h), m.shift_mlp, m.scale_mlp));
+  return gated_residual(h, m.gate_mlp, mlp->forward(modulate(layer_norm(h), m.shift_mlp, m.scale_mlp)));
 }
 
 torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const Grid& grid, const BlockContext& ctx) {
@@ -106,7 +106,7 @@ torch::Tensor TransformerBlockImpl::forward_recovery(const torch::Tensor& sparse
                                                      const BlockContext& ctx) {
   if (opt_.mixer != TokenMixer::Recovery) fail("forward_recovery called on a ", mixer_name(opt_.mixer), " block");
   // W1 commutes with nearest upsampling (it only replicates tokens), so apply it to the M sparse tokens.
-  auto merged = upsample_tokens(merged_layer1->forward(sparse), ctx.sparse, ctx.dense) + merged_layer2->forward(dense);
+  auto merged = upsample_tokens(linear(merged_layer1, sparse), ctx.sparse, ctx.dense) + linear(merged_layer2, dense);
   const auto m = modulation(ctx);
   auto a = cross_attention(modulate(layer_norm(merged), m.shift_msa, m.scale_msa), ctx.dense,
                            modulate(layer_norm(sparse), m.shift_msa, m.scale_msa), ctx.sparse);

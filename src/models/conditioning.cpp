@@ -58,4 +58,14 @@ Conditioning Conditioning::cat(const Conditioning& a, const Conditioning& b) {
   return out;
 }
 
+void check_class_labels(const Conditioning& c, int64_t batch, int64_t num_classes, const std::string& model) {
+  if (!c.labels.defined() || c.labels.dim() != 1 || c.labels.size(0) != batch)
+    fail("a ", model, " needs one class label per sample");
+  if (batch == 0) return;
+  const auto lo = c.labels.min().item<int64_t>(), hi = c.labels.max().item<int64_t>();
+  const auto bad = lo < 0 ? lo : hi;
+  if (lo < 0 || hi >= num_classes)
+    fail("class label ", bad, " is out of range: the model has ", num_classes, " classes (0..", num_classes - 1, ")");
+}
+
 }  // namespace sdit

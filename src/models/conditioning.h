@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <string>
 
 namespace sdit {
 
@@ -23,5 +24,9 @@ struct Conditioning {
   // Row-wise concatenation, field by field; a field must be defined in both or in neither.
   static Conditioning cat(const Conditioning& a, const Conditioning& b);
 };
+
+// Class-conditional models: one int64 label per sample, each in [0, num_classes); `model` names the
+// family in the error.
+void check_class_labels(const Conditioning& c, int64_t batch, int64_t num_classes, const std::string& model);
 
 }  // namespace sdit

@@ -43,30 +43,18 @@ torch::Tensor DiTImpl::forward(const torch::Tensor& x, const torch::Tensor& t, c
 }
 
 void initialize_dit_weights(DiTImpl& model) {
+  initialize_adaln_zero_weights(model);
   torch::NoGradGuard ng;
-  const auto& cfg = model.config();
-  for (auto& item : model.named_modules()) {
-    if (auto* lin = item.value()->as<torch::nn::LinearImpl>()) {
-      torch::nn::init::xavier_uniform_(lin->weight);
-      torch::nn::init::zeros_(lin->bias);
-    }
-  }
+  model.named_parameters()["pos_embed"].copy_(sincos_pos_embed_2d(model.config().hidden_size, model.config().grid()));
+}
+
+void initialize_adaln_zero_weights(torch::nn::Module& model) {
+  init_transformer_weights(model, [](const std::string& k) {
+    return k.find("adaLN_modulation.1.") != std::string::npos || k.rfind("final_layer.linear.", 0) == 0;
+  });
+  torch::NoGradGuard ng;
   auto params = model.named_parameters();
-  for (auto& p : params) {
-    const auto& k = p.key();
-    const bool zero_out = k.find("adaLN_modulation.1.") != std::string::npos || k.rfind("final_layer.linear.", 0) == 0;
-    if (zero_out) p.value().zero_();
-    // A SparseDiT starts its merge layers as the conversion does: X_m = X.
-    if (k.find("merged_layer1.") != std::string::npos || k.find("merged_layer2.bias") != std::string::npos)
-      p.value().zero_();
-    if (k.find("merged_layer2.weight") != std::string::npos)
-      p.value().copy_(torch::eye(p.value().size(0), p.value().size(1), p.value().options()));
-  }
-  params["pos_embed"].copy_(sincos_pos_embed_2d(cfg.hidden_size, cfg.grid()));
-  auto w = params["x_embedder.proj.weight"];
-  torch::nn::init::xavier_uniform_(w.view({w.size(0), -1}));
-  params["x_embedder.proj.bias"].zero_();
-  torch::nn::init::normal_(params["y_embedder.embedding_table.weight"], 0.0, 0.02);
+  if (auto* y = params.find("y_embedder.embedding_table.weight")) torch::nn::init::normal_(*y, 0.0, 0.02);
   torch::nn::init::normal_(params["t_embedder.mlp.0.weight"], 0.0, 0.02);
   torch::nn::init::normal_(params["t_embedder.mlp.2.weight"], 0.0, 0.02);
 }

@@ -66,6 +66,9 @@ TORCH_MODULE(DiT);
 // models built from scratch; a SparseDiT's merge layers start as W1 = 0, W2 = I. Draws from the
 // global torch generator.
 void initialize_dit_weights(DiTImpl& model);
+// The part of it every family built of DiT's pieces shares (Latte): xavier linears, zeroed adaLN
+// and final layer, merge layers W1 = 0, W2 = I, the embedders' inits (y_embedder when present).
+void initialize_adaln_zero_weights(torch::nn::Module& model);
 
 // The family's registry row.
 Family dit_family();

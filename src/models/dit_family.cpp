@@ -8,6 +8,7 @@
 
 #include "io/json_fields.h"
 #include "models/dit.h"
+#include "models/family_util.h"
 #include "util/error.h"
 
 namespace sdit {
@@ -69,53 +70,8 @@ std::optional<int64_t> default_heads(int64_t hidden) {
 
 namespace {
 
-// Largest index + 1 among keys "prefix<i>." (0 when absent).
-int64_t count_indexed(const StateDict& sd, const std::string& prefix) {
-  int64_t n = 0;
-  for (const auto& k : sd.keys()) {
-    if (k.rfind(prefix, 0) != 0) continue;
-    const auto rest = k.substr(prefix.size());
-    const auto dot = rest.find('.');
-    if (dot == std::string::npos || dot == 0 || dot > 6) continue;
-    const auto digits = rest.substr(0, dot);
-    if (digits.find_first_not_of("0123456789") != std::string::npos) continue;
-    n = std::max<int64_t>(n, std::stoll(digits) + 1);
-  }
-  return n;
-}
-
 const torch::Tensor& need(const StateDict& sd, const std::string& key, int64_t dims) {
-  const auto* t = sd.find(key);
-  if (!t) fail("not a DiT checkpoint: tensor '", key, "' is missing");
-  if (t->dim() != dims) fail("tensor '", key, "' has shape ", shape_str(t->sizes().vec()), ", expected ", dims, " dims");
-  return *t;
-}
-
-std::optional<SparseLayout> detect_layout(const StateDict& sd) {
-  if (count_indexed(sd, "dumbbell_blocks.") == 0 && count_indexed(sd, "poolingformer_blocks.") == 0) return std::nullopt;
-  SparseLayout l;
-  l.poolingformers = count_indexed(sd, "poolingformer_blocks.");
-  l.sdtms = count_indexed(sd, "dumbbell_blocks.");
-  l.gen = count_indexed(sd, "dumbbell_blocks.0.token_merge_blocks.");
-  l.sparse = count_indexed(sd, "dumbbell_blocks.0.semantic_blocks.");
-  l.recovery = count_indexed(sd, "dumbbell_blocks.0.token_recover_blocks.");
-  l.dense = count_indexed(sd, "dumbbell_blocks.0.normal_blocks.");
-  l.top = count_indexed(sd, "normal_blocks.");
-  if (l.sdtms < 1 || l.gen < 1 || l.recovery < 1) fail("SparseDiT checkpoint without complete SDTMs");
-  return l;
-}
-
-// Heads: the file's config metadata, else the default for the hidden size, else --num-heads; a
-// --num-heads that contradicts the file is an error rather than a silent override.
-int64_t resolve_heads(const std::optional<int64_t>& from_file, int64_t hidden, const LoadOptions& opt) {
-  if (opt.num_heads && *opt.num_heads <= 0) fail("--num-heads must be positive");
-  if (from_file && opt.num_heads && *from_file != *opt.num_heads)
-    fail("--num-heads ", *opt.num_heads, " contradicts the checkpoint's config metadata (", *from_file, " heads)");
-  if (from_file) return *from_file;
-  if (opt.num_heads) return *opt.num_heads;
-  if (auto h = default_heads(hidden)) return *h;
-  if (!opt.heads_required) return 0;
-  fail("cannot tell the number of attention heads for hidden size ", hidden, " (no config metadata); pass --num-heads");
+  return need_tensor(sd, key, dims, "DiT");
 }
 
 ModelSpec detect(const StateDict& sd, const LoadOptions& opt) {
@@ -133,7 +89,7 @@ ModelSpec detect(const StateDict& sd, const LoadOptions& opt) {
   c.learn_sigma = out == 2 * c.in_channels;
   ModelSpec spec;
   spec.family = "DiT";
-  spec.layout = detect_layout(sd);
+  spec.layout = detect_sparse_layout(sd);
   c.depth = spec.layout ? spec.layout->depth() : count_indexed(sd, "blocks.");
   if (c.depth == 0) fail("not a DiT checkpoint: no 'blocks.N' tensors");
   const std::string first_fc1 = spec.layout ? "poolingformer_blocks.0.mlp.fc1.weight" : "blocks.0.mlp.fc1.weight";
@@ -141,21 +97,15 @@ ModelSpec detect(const StateDict& sd, const LoadOptions& opt) {
     c.mlp_ratio = static_cast<double>(fc1->size(0)) / static_cast<double>(c.hidden_size);
 
   std::optional<int64_t> file_heads;
-  auto it = sd.metadata.find("config");
-  if (it != sd.metadata.end()) {
-    json j;
-    try {
-      j = json::parse(it->second);
-    } catch (const json::exception& e) {
-      fail("the checkpoint's config metadata is not valid JSON: ", e.what());
-    }
+  const json j = config_metadata(sd);
+  if (!j.empty()) {
     const DiTConfig meta = DiTConfig::from_json(j);
     if (j.contains("hidden_size") && meta.hidden_size != c.hidden_size)
       fail("the checkpoint's config metadata says hidden size ", meta.hidden_size, " but its tensors have ",
            c.hidden_size);
     if (j.contains("num_heads")) file_heads = meta.num_heads;
   }
-  c.num_heads = resolve_heads(file_heads, c.hidden_size, opt);
+  c.num_heads = resolve_heads(file_heads, c.hidden_size, opt, default_heads(c.hidden_size));
   if (c.num_heads > 0) c.validate();
   spec.config = c.to_json();
   return spec;
@@ -176,14 +126,7 @@ class DiTBackbone : public Backbone {
     return n;
   }
   void check_conditioning(const Conditioning& c, int64_t batch) const override {
-    if (!c.labels.defined() || c.labels.dim() != 1 || c.labels.size(0) != batch)
-      fail("a DiT needs one class label per sample");
-    if (batch == 0) return;
-    const auto lo = c.labels.min().item<int64_t>(), hi = c.labels.max().item<int64_t>();
-    const auto bad = lo < 0 ? lo : hi;
-    if (lo < 0 || hi >= cfg_.num_classes)
-      fail("class label ", bad, " is out of range: the model has ", cfg_.num_classes, " classes (0..",
-           cfg_.num_classes - 1, ")");
+    check_class_labels(c, batch, cfg_.num_classes, "DiT");
   }
   void init_weights() override { initialize_dit_weights(*net_); }
 
@@ -221,23 +164,10 @@ FlopsReport flops(const ModelSpec& spec, const Grid& dense, const Grid& sparse) 
 
 ModelSpec apply_overrides(ModelSpec spec, const SpecOverrides& o) {
   DiTConfig c = DiTConfig::from_json(spec.config);
-  if (o.hidden_size) c.hidden_size = *o.hidden_size;
-  if (o.depth) c.depth = *o.depth;
-  if (o.patch_size) c.patch_size = *o.patch_size;
-  if (o.num_heads) {
-    c.num_heads = *o.num_heads;
-  } else if (o.hidden_size) {
-    auto h = default_heads(c.hidden_size);
-    if (!h) fail("hidden size ", c.hidden_size, " has no default head count; pass --num-heads");
-    c.num_heads = *h;
-  }
-  if (o.in_channels) c.in_channels = *o.in_channels;
+  override_trunk_sizes(o, c.hidden_size, c.depth, c.patch_size, c.num_heads, c.in_channels, default_heads);
+  if (o.frames && *o.frames != 1) fail("a DiT generates single images; ", *o.frames, " frames need a video model (Latte)");
   if (o.num_classes) c.num_classes = *o.num_classes;
-  if (o.height || o.width) {
-    const int64_t h = o.height.value_or(c.input_size), w = o.width.value_or(c.input_size);
-    if (h != w) fail("a DiT takes square inputs; got ", h, "x", w);
-    c.input_size = h;
-  }
+  if (auto side = square_side_override(o, c.input_size, "a DiT takes square inputs")) c.input_size = *side;
   c.validate();
   spec.config = c.to_json();
   return spec;

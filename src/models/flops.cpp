@@ -11,9 +11,10 @@ namespace {
 // 12C²N of a dense block (4C² for qkv + proj, 8C² for the MLP).
 struct Terms {
   const BlockCosts& k;
+  double rows = 1;  // modulation rows of the block being costed
   double C2() const { return k.hidden * k.hidden; }
   double mlp(double t) const { return 2 * k.hidden * k.mlp_hidden * t; }
-  double tail(double t) const { return mlp(t) + k.modulation + k.extra_per_token * t + k.extra_fixed; }
+  double tail(double t) const { return mlp(t) + k.modulation * rows + k.extra_per_token * t + k.extra_fixed; }
 
   // Self-attention over t tokens in sequences of s tokens: qkv + proj, then 2·s·C per token.
   double attention(double t, double s) const { return 4 * C2() * t + 2 * t * s * k.hidden + tail(t); }
@@ -42,7 +43,7 @@ std::vector<FlopsSegment> trunk_flops(const BlockCosts& k, int64_t depth, const 
   const Grid s = layout ? sparse : dense;
   if (layout && (s.empty() || s.frames < 1 || s.frames > dense.frames || s.h > dense.h || s.w > dense.w))
     fail("flops: sparse grid ", s.str(), " is outside the dense token grid ", dense.str());
-  const Terms t{k};
+  Terms t{k};
   const double N = static_cast<double>(dense.tokens()), M = static_cast<double>(s.tokens());
   // Gen and recovery attend frame by frame while the frames are kept, across the sample otherwise.
   const bool per_frame = s.frames == dense.frames;
@@ -57,6 +58,8 @@ std::vector<FlopsSegment> trunk_flops(const BlockCosts& k, int64_t depth, const 
   };
   const int64_t first_top = layout ? depth - layout->top : depth;
   for (const auto& slot : block_order(depth, layout)) {
+    const bool out_sparse = slot.mixer == TokenMixer::SparseGen || slot.on_sparse_tokens;
+    t.rows = k.modulation_rows ? k.modulation_rows(slot, out_sparse ? s : dense) : 1.0;
     switch (slot.mixer) {
       case TokenMixer::Pooling: add("poolingformers", t.pooling(N)); break;
       case TokenMixer::SparseGen: add("sdtm sparse-gen", t.gen(M, N, n_keys)); break;

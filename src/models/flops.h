@@ -37,6 +37,10 @@ struct BlockCosts {
   double extra_per_token = 0, extra_fixed = 0;
   // Tokens per attention sequence of block `slot` on `grid` (default: one frame's tokens).
   std::function<double(const BlockSlot& slot, const Grid& grid)> sequence;
+  // Rows the modulation Linear runs on in block `slot` whose output is on `grid` (default 1: once per
+  // sample). Latte's reference repeats the conditioning over every frame (spatial blocks) or every
+  // location (temporal blocks) and runs the adaLN Linear on each row.
+  std::function<double(const BlockSlot& slot, const Grid& grid)> modulation_rows;
 };
 
 // The trunk's blocks, segmented as the table of `sparsedit flops` prints them: "blocks" for a dense

@@ -11,7 +11,19 @@ namespace sdit {
 namespace F = torch::nn::functional;
 
 torch::Tensor modulate(const torch::Tensor& x, const torch::Tensor& shift, const torch::Tensor& scale) {
-  return x * (1 + scale) + shift;
+  return torch::addcmul(shift, x, 1 + scale);
+}
+
+torch::Tensor gated_residual(const torch::Tensor& x, const torch::Tensor& gate, const torch::Tensor& y) {
+  return torch::addcmul(x, gate, y);
+}
+
+torch::Tensor linear(const torch::nn::LinearImpl& l, const torch::Tensor& x) {
+  if (x.dim() < 3 || !x.is_contiguous() || !l.bias.defined()) return torch::nn::functional::linear(x, l.weight, l.bias);
+  auto sizes = x.sizes().vec();
+  const int64_t in = sizes.back();
+  sizes.back() = l.weight.size(0);
+  return torch::addmm(l.bias, x.view({-1, in}), l.weight.t()).view(sizes);
 }
 
 torch::Tensor layer_norm(const torch::Tensor& x) {
@@ -220,13 +232,17 @@ torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) {
   return proj->forward(x).flatten(2).transpose(1, 2);
 }
 
-MlpImpl::MlpImpl(int64_t dim, int64_t hidden) {
+MlpImpl::MlpImpl(int64_t dim, int64_t hidden, int64_t out) {
   fc1 = register_module("fc1", torch::nn::Linear(dim, hidden));
-  fc2 = register_module("fc2", torch::nn::Linear(hidden, dim));
+  fc2 = register_module("fc2", torch::nn::Linear(hidden, out > 0 ? out : dim));
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  return fc2->forward(F::gelu(fc1->forward(x), F::GELUFuncOptions().approximate("tanh")));
+  auto h = linear(fc1, x);
+  // In place when no gradient is taken: the 4C-wide activation is the largest tensor of a block.
+  if (!torch::GradMode::is_enabled() || !h.requires_grad()) at::gelu_(h, "tanh");
+  else h = F::gelu(h, F::GELUFuncOptions().approximate("tanh"));
+  return linear(fc2, h);
 }
 
 torch::nn::Sequential make_adaln(int64_t hidden, int64_t chunks) {
@@ -239,20 +255,21 @@ SelfAttentionImpl::SelfAttentionImpl(int64_t dim, int64_t heads_) : heads(heads_
 }
 
 torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x) {
-  auto parts = qkv->forward(x).chunk(3, -1);  // rows [q | k | v] of the fused weight
-  return proj->forward(multi_head_attention(parts[0], parts[1], parts[2], heads));
+  auto parts = linear(qkv, x).chunk(3, -1);  // rows [q | k | v] of the fused weight
+  return linear(proj, multi_head_attention(parts[0], parts[1], parts[2], heads));
 }
 
-CrossAttentionImpl::CrossAttentionImpl(int64_t dim, int64_t heads_) : heads(heads_) {
-  q = register_module("q", torch::nn::Linear(dim, dim));
-  kv = register_module("kv", torch::nn::Linear(dim, 2 * dim));
+CrossAttentionImpl::CrossAttentionImpl(int64_t dim, int64_t heads_, const std::string& q_name, const std::string& kv_name)
+    : heads(heads_) {
+  q = register_module(q_name, torch::nn::Linear(dim, dim));
+  kv = register_module(kv_name, torch::nn::Linear(dim, 2 * dim));
   proj = register_module("proj", torch::nn::Linear(dim, dim));
 }
 
 torch::Tensor CrossAttentionImpl::forward(const torch::Tensor& x_q, const torch::Tensor& x_kv,
                                           const torch::Tensor& key_mask) {
-  auto k_v = kv->forward(x_kv).chunk(2, -1);  // K first, then V
-  return proj->forward(multi_head_attention(q->forward(x_q), k_v[0], k_v[1], heads, key_mask));
+  auto k_v = linear(kv, x_kv).chunk(2, -1);  // K first, then V
+  return linear(proj, multi_head_attention(linear(q, x_q), k_v[0], k_v[1], heads, key_mask));
 }
 
 PoolAttentionImpl::PoolAttentionImpl(int64_t dim) {
@@ -261,7 +278,7 @@ PoolAttentionImpl::PoolAttentionImpl(int64_t dim) {
 }
 
 torch::Tensor PoolAttentionImpl::forward(const torch::Tensor& x) {
-  return proj->forward(v->forward(x.mean(1, /*keepdim=*/true)));
+  return linear(proj, linear(v, x.mean(1, /*keepdim=*/true)));
 }
 
 FinalLayerImpl::FinalLayerImpl(int64_t hidden, int64_t patch, int64_t out_channels) {
@@ -271,7 +288,7 @@ FinalLayerImpl::FinalLayerImpl(int64_t hidden, int64_t patch, int64_t out_channe
 
 torch::Tensor FinalLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& c) {
   auto m = adaLN_modulation->forward(c).chunk(2, 1);  // shift first, then scale
-  return linear->forward(modulate(layer_norm(x), m[0].unsqueeze(1), m[1].unsqueeze(1)));
+  return sdit::linear(linear, modulate(layer_norm(x), m[0].unsqueeze(1), m[1].unsqueeze(1)));
 }
 
 }  // namespace sdit

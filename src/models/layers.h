@@ -9,9 +9,15 @@
 
 namespace sdit {
 
-// x·(1+scale)+shift in the reference's op order (multiply, then add); shift and scale broadcast
-// over the tokens, e.g. (B, 1, C).
+// x·(1+scale)+shift; shift and scale broadcast over the tokens, e.g. (B, 1, C). One fused pass
+// (addcmul) instead of the reference's multiply-then-add: equal up to float rounding.
 torch::Tensor modulate(const torch::Tensor& x, const torch::Tensor& shift, const torch::Tensor& scale);
+// x + gate·y, one fused pass (the gated residual of every block).
+torch::Tensor gated_residual(const torch::Tensor& x, const torch::Tensor& gate, const torch::Tensor& y);
+// A Linear on (…, in) tokens with the bias folded into the GEMM: libtorch 1.13's linear runs a 3-D
+// input as matmul plus a separate bias pass; a contiguous input is viewed as 2-D and fed to addmm.
+torch::Tensor linear(const torch::nn::LinearImpl& l, const torch::Tensor& x);
+inline torch::Tensor linear(const torch::nn::Linear& l, const torch::Tensor& x) { return linear(*l, x); }
 // LayerNorm over the last dim, eps 1e-6, no affine (norm1/norm2/norm_final have no parameters).
 torch::Tensor layer_norm(const torch::Tensor& x);
 // Multi-head attention of q (S,Nq,C) over k,v (S,Nk,C), S independent sequences: timm's q·scale,
@@ -78,7 +84,8 @@ TORCH_MODULE(PatchEmbed);
 
 class MlpImpl : public torch::nn::Module {
  public:
-  MlpImpl(int64_t dim, int64_t hidden);
+  // dim -> hidden -> out (out 0: dim), as timm's Mlp(in_features, hidden_features, out_features).
+  MlpImpl(int64_t dim, int64_t hidden, int64_t out = 0);
   torch::Tensor forward(const torch::Tensor& x);  // fc1, GELU(tanh), fc2
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
 };
@@ -98,10 +105,11 @@ class SelfAttentionImpl : public torch::nn::Module {
 TORCH_MODULE(SelfAttention);
 
 // Cross-attention, queries from one token set, keys/values from another (K rows first, then V):
-// keys attn.q, attn.kv, attn.proj. x_q (S, Nq, C), x_kv (S, Nk, C).
+// keys attn.q, attn.kv, attn.proj (SparseDiT's mixers), or q_linear / kv_linear / proj (PixArt's
+// text cross-attention). x_q (S, Nq, C), x_kv (S, Nk, C).
 class CrossAttentionImpl : public torch::nn::Module {
  public:
-  CrossAttentionImpl(int64_t dim, int64_t heads);
+  CrossAttentionImpl(int64_t dim, int64_t heads, const std::string& q_name = "q", const std::string& kv_name = "kv");
   torch::Tensor forward(const torch::Tensor& x_q, const torch::Tensor& x_kv, const torch::Tensor& key_mask = {});
   torch::nn::Linear q{nullptr}, kv{nullptr}, proj{nullptr};
   int64_t heads;

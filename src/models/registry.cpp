@@ -3,6 +3,8 @@
 #include <sstream>
 
 #include "models/dit.h"
+#include "models/latte.h"
+#include "models/pixart.h"
 #include "util/error.h"
 
 namespace sdit {
@@ -10,7 +12,7 @@ namespace sdit {
 const std::vector<Family>& families() {
   // Order matters where key sets overlap: a family whose checkpoints hold extra distinctive tensors
   // (Latte's temp_embed, PixArt's t_block) must come before DiT, whose test is the most general.
-  static const std::vector<Family> table = {dit_family()};
+  static const std::vector<Family> table = {pixart_family(), latte_family(), dit_family()};
   return table;
 }
 
@@ -48,12 +50,21 @@ const Family& family_of(const StateDict& native) {
 ModelSpec detect_spec(const StateDict& native, const LoadOptions& opt) { return family_of(native).detect(native, opt); }
 
 ModelSpec preset_spec(const std::string& name) {
-  std::string all;
-  for (const auto& f : families()) {
+  for (const auto& f : families())
     if (auto s = f.preset(name)) return *s;
-    all += (all.empty() ? "" : " ") + f.presets;
-  }
-  fail("unknown model '", name, "'; valid: ", all);
+  fail("unknown model '", name, "'; valid: ", all_presets());
+}
+
+std::string all_presets() {
+  std::string all;
+  for (const auto& f : families()) all += (all.empty() ? "" : " ") + f.presets;
+  return all;
+}
+
+SparseLayout default_layout(const ModelSpec& spec) {
+  const auto& f = family(spec.family);
+  if (f.default_layout) return f.default_layout(spec);
+  return SparseLayout::default_for_depth(spec.config.value("depth", int64_t{0}));
 }
 
 std::string display_name(const ModelSpec& spec) {
@@ -71,6 +82,11 @@ std::string describe_line(const ModelSpec& spec) {
   }
   os << ")";
   return os.str();
+}
+
+SamplingDefaults sampling_defaults(const ModelSpec& spec) {
+  const auto& f = family(spec.family);
+  return f.sampling_defaults ? f.sampling_defaults(spec) : SamplingDefaults{};
 }
 
 }  // namespace sdit

@@ -147,4 +147,23 @@ torch::Tensor Trunk::forward(torch::Tensor x, const BlockContext& ctx, const Blo
   return x;
 }
 
+void init_transformer_weights(torch::nn::Module& model, const std::function<bool(const std::string&)>& zeroed) {
+  torch::NoGradGuard ng;
+  for (auto& item : model.named_modules()) {
+    if (auto* lin = item.value()->as<torch::nn::LinearImpl>()) {
+      torch::nn::init::xavier_uniform_(lin->weight);
+      torch::nn::init::zeros_(lin->bias);
+    }
+  }
+  for (auto& p : model.named_parameters()) {
+    const auto& k = p.key();
+    auto v = p.value();
+    if (zeroed(k)) v.zero_();
+    if (k.find("merged_layer1.") != std::string::npos || k.find("merged_layer2.bias") != std::string::npos) v.zero_();
+    if (k.find("merged_layer2.weight") != std::string::npos) v.copy_(torch::eye(v.size(0), v.size(1), v.options()));
+    if (k == "x_embedder.proj.weight") torch::nn::init::xavier_uniform_(v.view({v.size(0), -1}));
+    if (k == "x_embedder.proj.bias") v.zero_();
+  }
+}
+
 }  // namespace sdit

@@ -90,4 +90,11 @@ class Trunk {
   torch::nn::ModuleList blocks_{nullptr}, poolingformers_{nullptr}, sdtms_{nullptr}, top_{nullptr};
 };
 
+// The training init every family of this trunk shares (DiT's initialize_weights): xavier-uniform
+// linears with zero biases, x_embedder.proj as a flattened linear, a SparseDiT's merge layers as the
+// conversion sets them (W1 = 0, W2 = I: X_m = X), and zeros for every parameter `zeroed` selects (DiT's
+// adaLN-Zero, PixArt's cross_attn.proj, the output layer). Draws from the global generator; the
+// family's own draws (embedders, tables) follow.
+void init_transformer_weights(torch::nn::Module& model, const std::function<bool(const std::string&)>& zeroed);
+
 }  // namespace sdit

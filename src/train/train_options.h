@@ -18,7 +18,7 @@ struct TrainOptions {
   int64_t hidden_size = 0, depth = 0, num_heads = 0, patch_size = 0;
   std::string init_from;  // dense (or SparseDiT) checkpoint to start from
   bool sparse = false;    // train a SparseDiT (converted from init_from when that is dense)
-  std::string layout;     // SparseDiT layout, "" -> SparseLayout::default_for_depth
+  std::string layout;     // SparseDiT layout, "" -> the family's default_layout (models/registry.h)
   std::string density;    // density schedule spec, "" -> default_density(N)
   std::string density_intervals;  // see plan_density_intervals; "" -> the schedule's stages
 

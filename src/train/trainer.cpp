@@ -72,8 +72,15 @@ std::vector<int64_t> sample_shape(const std::vector<int64_t>& batch_shape) {
   return std::vector<int64_t>(batch_shape.begin() + 1, batch_shape.end());
 }
 
-void check_fits_data(const Model& m, const torch::Tensor& data, int64_t classes, const std::string& what) {
+void check_fits_data(const Model& m, const torch::Tensor& data, int64_t classes, const std::string& what,
+                     const Conditioning& cond = {}) {
   const LatentSpec& l = m.latent();
+  if (l.cond == CondKind::Text) {
+    if (!cond.context.defined())
+      fail(what, " is conditioned on captions; the data has none (encode a captioned dataset)");
+    if (cond.context.size(2) != l.context_dim)
+      fail(what, " takes captions of ", l.context_dim, " channels; the data's have ", cond.context.size(2));
+  }
   const auto want = sample_shape(l.shape(1)), have = sample_shape(data.sizes().vec());
   if (want != have || (l.cond == CondKind::ClassLabel && l.num_classes != classes))
     fail(what, " is for inputs of shape ", shape_str(want), " and ", l.num_classes, " classes, but the data has ",
@@ -149,6 +156,8 @@ void Trainer::load_data() {
   auto ds = LatentDataset::open(opt_.data);
   data_ = ds.latents;
   data_cond_.labels = ds.labels;
+  data_cond_.context = ds.captions;  // text-conditioned models; undefined otherwise
+  data_cond_.context_mask = ds.caption_mask;
   num_classes_ = ds.num_classes;
 }
 
@@ -166,7 +175,7 @@ Model Trainer::model_from_init() {
   }();
   const int64_t depth = spec.config.value("depth", int64_t{0});
   if (!spec.sparse() && opt_.sparse) {
-    const auto layout = opt_.layout.empty() ? SparseLayout::default_for_depth(depth) : SparseLayout::parse(opt_.layout, depth);
+    const auto layout = opt_.layout.empty() ? default_layout(spec) : SparseLayout::parse(opt_.layout, depth);
     auto r = convert_dense_to_sparse(sd, spec.config.value("hidden_size", int64_t{0}), depth, layout);
     message("converted the dense " + display_name(spec) + " to layout " + layout.str() + " (" +
             std::to_string(r.missing.size()) + " new tensors W1 = 0, W2 = I; " + std::to_string(r.unexpected.size()) +
@@ -196,14 +205,18 @@ Model Trainer::model_from_scratch() {
   if (opt_.depth) o.depth = opt_.depth;
   if (opt_.patch_size) o.patch_size = opt_.patch_size;
   if (opt_.num_heads) o.num_heads = opt_.num_heads;
-  o.in_channels = data_.size(1);
+  // Video latents are stored frames first, (N, F, C, H, W) (data/latent_dataset.h).
+  const bool video = data_.dim() == 5;
+  o.in_channels = data_.size(video ? 2 : 1);
+  if (video) o.frames = data_.size(1);
   o.height = data_.size(-2);
   o.width = data_.size(-1);
   o.num_classes = num_classes_;
+  if (data_cond_.context.defined()) o.context_len = data_cond_.context.size(1), o.context_dim = data_cond_.context.size(2);
   spec = family(spec.family).apply_overrides(spec, o);
   if (opt_.sparse) {
     const int64_t depth = spec.config.value("depth", int64_t{0});
-    spec.layout = opt_.layout.empty() ? SparseLayout::default_for_depth(depth) : SparseLayout::parse(opt_.layout, depth);
+    spec.layout = opt_.layout.empty() ? default_layout(spec) : SparseLayout::parse(opt_.layout, depth);
   }
   Model m = Model::build(spec);
   m.init_weights();
@@ -213,7 +226,8 @@ Model Trainer::model_from_scratch() {
 void Trainer::build_fresh() {
   torch::manual_seed(opt_.seed);
   model_ = opt_.init_from.empty() ? model_from_scratch() : model_from_init();
-  if (!opt_.init_from.empty()) check_fits_data(model_, data_, num_classes_, "--init-from " + opt_.init_from);
+  if (!opt_.init_from.empty())
+    check_fits_data(model_, data_, num_classes_, "--init-from " + opt_.init_from, data_cond_);
   if (!model_.sparse() && (!opt_.layout.empty() || (!opt_.density.empty() && opt_.density != "full")))
     fail("--layout and --density apply to a SparseDiT; add --sparse");
   ema_ = Model::build(model_.spec());
@@ -229,9 +243,18 @@ void Trainer::setup() {
   label_dropout_ = take_label_dropout(model_);
   DiffusionOptions dopt;
   dopt.learn_sigma = model_.latent().learn_sigma;
+  dopt.channel_axis = model_.latent().channel_axis;
   diffusion_ = std::make_unique<GaussianDiffusion>(dopt);
   const LatentSpec& latent = model_.latent();
   const int64_t T = diffusion_->num_timesteps();
+  // PixArt-MS trains with the micro-conditions of its images (here: the dataset's crop size).
+  const auto& fam = family(model_.spec().family);
+  if (latent.size_conditions && fam.size_conditions) {
+    const int64_t n = data_.size(0), ds = latent.vae_downscale;
+    const Conditioning s = fam.size_conditions(model_.spec(), {data_.size(-2) * ds, data_.size(-1) * ds});
+    data_cond_.img_hw = s.img_hw.expand({n, -1}).contiguous();
+    data_cond_.aspect_ratio = s.aspect_ratio.expand({n, -1}).contiguous();
+  }
   if (model_.sparse()) {
     density_ = opt_.density.empty() ? kDefaultDensity : opt_.density;
     schedule_ = DensitySchedule::parse(density_, model_.grid(), T);
@@ -343,7 +366,7 @@ Trainer Trainer::resume(const std::string& checkpoint, const TrainOptions& cli, 
     fail("--steps ", tr.opt_.steps, " is below the step of the checkpoint being resumed (", step, ")");
   tr.load_data();
   tr.ema_ = Model::from_state_dict(sd);  // the plain names: EMA weights
-  check_fits_data(tr.ema_, tr.data_, tr.num_classes_, "checkpoint " + path);
+  check_fits_data(tr.ema_, tr.data_, tr.num_classes_, "checkpoint " + path, tr.data_cond_);
   StateDict raw;
   const std::string mp = kModelPrefix;
   for (const auto& k : sd.keys())
@@ -525,7 +548,10 @@ void Trainer::write_sample_grid() {
   const LatentSpec& latent = ema_.latent();
   const auto saved = snapshot_rng(device_);
   SamplingRequest req;
-  req.cond.labels = torch::arange(kGridImages, torch::kLong).remainder(std::max<int64_t>(latent.num_classes, 1));
+  if (latent.cond == CondKind::Text)  // the first captions of the data
+    req.cond = data_cond_.narrow(0, std::min<int64_t>(kGridImages, data_cond_.batch()));
+  else
+    req.cond.labels = torch::arange(kGridImages, torch::kLong).remainder(std::max<int64_t>(latent.num_classes, 1));
   req.steps = opt_.sample_steps;
   req.sampler = opt_.sample_sampler;
   req.cfg_scale = opt_.sample_cfg;
@@ -535,6 +561,8 @@ void Trainer::write_sample_grid() {
   req.device = device_;
   Model& ema = ema_;
   torch::Tensor images = run_sampling(ema, req).samples;
+  if (images.dim() == 5)  // a video model: the grid shows every sample's first frame
+    images = latent.frames_as_images(images).index_select(0, torch::arange(0, kGridImages * latent.frames, latent.frames));
   if (latent.latent_space()) {
     auto vae = load_vae(opt_.vae);
     torch::NoGradGuard ng;

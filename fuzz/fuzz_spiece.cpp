@@ -10,13 +10,24 @@
 #include <cstdint>
 #include <string_view>
 
-#include "common.h"
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
 #include "conditioning/t5_tokenizer.h"
 #include "util/error.h"
 
-// A valid model cannot be written without SentencePiece's trainer: scripts/fuzz.sh seeds this
-// target from the golden tokenizer's spiece.model, and an empty seed starts it otherwise.
-void sdit::fuzz::write_seeds(const std::string& dir) { write_seed(dir, "empty", ""); }
+// Without libtorch this target cannot use fuzz/common.cpp; it answers scripts/fuzz.sh's seed request
+// itself. A valid model cannot be written without SentencePiece's trainer: the golden tokenizer's
+// spiece.model seeds it (scripts/fuzz.sh), an empty file otherwise.
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  if (const char* dir = std::getenv("SPARSEDIT_FUZZ_WRITE_SEEDS")) {
+    std::filesystem::create_directories(dir);
+    std::ofstream(std::filesystem::path(dir) / "empty");
+    std::exit(0);
+  }
+  return 0;
+}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {

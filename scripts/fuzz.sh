@@ -37,29 +37,24 @@ fi
 
 # Small files from the golden reference folder join the generated seeds when it is there; they
 # are copied at run time only, never committed.
+# Copies the golden files find(1) matches into the corpus, named by their path under the folder.
+copy_golden() {
+  local corpus=$1
+  shift
+  find "$@" 2>/dev/null | while read -r f; do
+    rel=${f#"$GOLDEN"/}
+    cp "$f" "$corpus/golden_${rel//\//_}"
+  done
+}
+
 golden_seeds() {
   local t=$1 corpus=$2
   [ -d "$GOLDEN" ] || return 0
   case $t in
-    fuzz_safetensors)
-      find "$GOLDEN" -name '*.safetensors' -size -40k | while read -r f; do
-        rel=${f#"$GOLDEN"/}
-        cp "$f" "$corpus/golden_${rel//\//_}"
-      done ;;
-    fuzz_spiece)
-      if [ -f "$GOLDEN/t5/tokenizer/spiece.model" ]; then
-        cp "$GOLDEN/t5/tokenizer/spiece.model" "$corpus/golden_spiece.model"
-      fi ;;
-    fuzz_sharded_index)
-      find "$GOLDEN" -name '*.index.json' -size -40k | while read -r f; do
-        rel=${f#"$GOLDEN"/}
-        cp "$f" "$corpus/golden_${rel//\//_}"
-      done ;;
-    fuzz_pixart_config)
-      find "$GOLDEN/pixart" -path '*transformer/config.json' 2>/dev/null | while read -r f; do
-        rel=${f#"$GOLDEN"/}
-        cp "$f" "$corpus/golden_${rel//\//_}"
-      done ;;
+    fuzz_safetensors) copy_golden "$corpus" "$GOLDEN" -name '*.safetensors' -size -40k ;;
+    fuzz_spiece) copy_golden "$corpus" "$GOLDEN/t5/tokenizer" -name spiece.model ;;
+    fuzz_sharded_index) copy_golden "$corpus" "$GOLDEN" -name '*.index.json' -size -40k ;;
+    fuzz_pixart_config) copy_golden "$corpus" "$GOLDEN/pixart" -path '*transformer/config.json' ;;
     fuzz_pickle)
       if [ -f "$GOLDEN/dit/dit_train_checkpoint.pt" ] && command -v unzip >/dev/null; then
         unzip -p "$GOLDEN/dit/dit_train_checkpoint.pt" '*/data.pkl' > "$corpus/golden_train_checkpoint.pkl" || true

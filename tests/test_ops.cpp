@@ -367,7 +367,7 @@ BlockContext block_ctx(const BlockCase& c, const Tensors& in) {
 OpCase sdtm_chain_case() {
   const Grid dense{3, 5, 4}, sparse{3, 3, 2};
   auto blocks = [](torch::Dtype dtype, torch::Device device) {
-    std::vector<std::shared_ptr<AdaLNZeroBlockImpl>> b = {make_block(TokenMixer::SparseGen, BlockAxis::Spatial),
+    std::vector<std::shared_ptr<TransformerBlockImpl>> b = {make_block(TokenMixer::SparseGen, BlockAxis::Spatial),
                                                          make_block(TokenMixer::Attention, BlockAxis::Temporal),
                                                          make_block(TokenMixer::Recovery, BlockAxis::Spatial)};
     for (auto& x : b) x->to(device, dtype);

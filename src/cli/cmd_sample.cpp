@@ -286,8 +286,9 @@ void run_sample(SampleArgs& a) {
   std::string resume_dir;
   const RankedSampling rs{a.seed_mode, a.ckpt, first_output(a), a.given("labels"), a.num_samples, quiet};
   const int64_t runs = req.batch_size > 0 ? (req.samples() + req.batch_size - 1) / req.batch_size : 1;
-  const auto res = mode == "reference" ? run_sampling(model, req, progress_bars(runs, quiet))
-                                       : sample_across_ranks(rs, model, req, world, mode, log, resume_dir);
+  auto res = mode == "reference" ? run_sampling(model, req, progress_bars(runs, quiet))
+                                 : sample_across_ranks(rs, model, req, world, mode, log, resume_dir);
+  if (res.cond.empty()) res.cond = req.cond;  // a sharded run reports the request's rows
   log.stage("sampled " + std::to_string(req.samples()) + (res.samples.dim() == 5 ? " videos, " : " images, ") +
             std::to_string(res.steps) + " steps, " + req.sampler +
             (world.is_distributed() ? " on " + std::to_string(world.size()) + " ranks (" + mode + " seeds)" : "") +

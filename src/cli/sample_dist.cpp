@@ -37,7 +37,8 @@ std::string resolve_seed_mode(const std::string& asked, const dist::World& world
       fail("--seed-mode reference is one process's random stream; across ranks use per-image or dit");
     return asked;
   }
-  dist::parse_seed_mode(asked);  // validates
+  if (asked != "per-image" && asked != "dit")
+    fail("--seed-mode must be auto, reference, per-image or dit (got '", asked, "')");
   return asked;
 }
 

@@ -7,12 +7,13 @@
 #include <unordered_map>
 
 #include "io/limits.h"
+#include "io/pickle_globals.h"
 #include "util/error.h"
 
 namespace sdit {
 namespace {
 
-enum class G { OrderedDict, RebuildTensor, RebuildParameter, Storage, Namespace };
+using G = PickleGlobal;
 
 struct Node {
   enum class K { None, Bool, Int, Float, Str, Bytes, List, Tuple, Dict, Tensor, Record, Global, Storage };
@@ -43,29 +44,6 @@ struct PairHash {
 uint64_t add_sat(uint64_t a, uint64_t b) { return b > UINT64_MAX - a ? UINT64_MAX : a + b; }
 using K = Node::K;
 
-struct Allowed {
-  const char* name;
-  G kind;
-  torch::ScalarType dtype;
-};
-
-const Allowed kAllowed[] = {
-    {"collections.OrderedDict", G::OrderedDict, torch::kFloat},
-    {"torch._utils._rebuild_tensor_v2", G::RebuildTensor, torch::kFloat},
-    {"torch._utils._rebuild_tensor", G::RebuildTensor, torch::kFloat},  // PyTorch < 0.4 files
-    {"torch._utils._rebuild_parameter", G::RebuildParameter, torch::kFloat},
-    {"argparse.Namespace", G::Namespace, torch::kFloat},
-    {"torch.FloatStorage", G::Storage, torch::kFloat},
-    {"torch.HalfStorage", G::Storage, torch::kHalf},
-    {"torch.BFloat16Storage", G::Storage, torch::kBFloat16},
-    {"torch.DoubleStorage", G::Storage, torch::kDouble},
-    {"torch.LongStorage", G::Storage, torch::kLong},
-    {"torch.IntStorage", G::Storage, torch::kInt},
-    {"torch.ShortStorage", G::Storage, torch::kShort},
-    {"torch.CharStorage", G::Storage, torch::kChar},
-    {"torch.ByteStorage", G::Storage, torch::kByte},
-    {"torch.BoolStorage", G::Storage, torch::kBool},
-};
 
 class Unpickler {
  public:
@@ -197,7 +175,7 @@ class Unpickler {
     if (module.size() + name.size() > 64)
       fail("refusing to load ", what_, ": the pickle references a global named '", module.substr(0, 32), "...', which is not allowed");
     const std::string full = module + "." + name;
-    for (const auto& a : kAllowed) {
+    for (const auto& a : kAllowedGlobals) {
       if (full == a.name) {
         Node* g = make_str(K::Global, full);
         g->global = a.kind;

@@ -16,6 +16,7 @@
 #include "io/checkpoint.h"
 #include "io/file_util.h"
 #include "io/image.h"
+#include "train/results_files.h"
 #include "data/latent_dataset.h"
 #include "data/mnist.h"
 #include "models/convert.h"
@@ -85,50 +86,6 @@ void check_fits_data(const Model& m, const torch::Tensor& data, int64_t classes,
   if (want != have || (l.cond == CondKind::ClassLabel && l.num_classes != classes))
     fail(what, " is for inputs of shape ", shape_str(want), " and ", l.num_classes, " classes, but the data has ",
          shape_str(have), " and ", classes, " classes");
-}
-
-// Drops log lines written after `step` (by a run that went on past the checkpoint being resumed).
-void truncate_log(const std::string& path, int64_t step) {
-  if (!is_regular_file(path)) return;
-  std::ifstream in(path);
-  std::string line, kept;
-  bool dropped = false;
-  while (std::getline(in, line)) {
-    int64_t s = -1;
-    try {
-      s = json::parse(line).at("step").get<int64_t>();
-    } catch (...) {
-      dropped = true;  // a torn last line
-      continue;
-    }
-    if (s > step) dropped = true;
-    else kept += line + "\n";
-  }
-  if (!dropped) return;
-  AtomicFile f(path);
-  f.write(kept.data(), kept.size());
-  f.commit();
-}
-
-// Checkpoint writes torn by a crash leave "<name>.tmp.<pid>" behind (AtomicFile); those of
-// processes that are gone are removed. A live writer (another process) keeps its file.
-void remove_stale_temporaries(const std::string& results_dir) {
-  std::error_code ec;
-  const fs::path dir = fs::path(results_dir) / "checkpoints";
-  std::vector<fs::path> stale;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    const std::string name = e.path().filename().string();
-    const auto pos = name.find(".safetensors.tmp.");
-    if (pos == std::string::npos || !e.is_regular_file()) continue;
-    pid_t pid = 0;
-    try {
-      pid = static_cast<pid_t>(std::stol(name.substr(pos + 17)));
-    } catch (const std::exception&) {
-      continue;
-    }
-    if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) stale.push_back(e.path());
-  }
-  for (const auto& p : stale) fs::remove(p, ec);
 }
 
 std::string fmt_step(int64_t step) {

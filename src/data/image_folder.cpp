@@ -31,13 +31,24 @@ bool has_image_extension(const std::string& name) {
 std::vector<std::string> class_folders(const std::string& root, const std::string& what, const std::string& layout) {
   std::error_code ec;
   if (!fs::is_directory(root, ec)) fail(what, " '", root, "' does not exist or is not a folder");
-  std::vector<std::string> classes;
-  for (const auto& e : fs::directory_iterator(root, ec))
-    if (e.is_directory(ec)) classes.push_back(e.path().filename().string());
-  if (ec) fail("cannot list '", root, "': ", ec.message());
+  std::vector<std::string> classes = sorted_entries(root, [](const fs::directory_entry& e) {
+    std::error_code e_ec;
+    return e.is_directory(e_ec);
+  });
   if (classes.empty()) fail(what, " '", root, "' has no class sub-folders (expected ", layout, ")");
-  std::sort(classes.begin(), classes.end());
+  for (auto& c : classes) c = fs::path(c).filename().string();  // full paths sort as their names do
   return classes;
+}
+
+std::vector<std::string> sorted_entries(const std::string& dir,
+                                        const std::function<bool(const fs::directory_entry&)>& keep) {
+  std::error_code ec;
+  std::vector<std::string> paths;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (keep(e)) paths.push_back(e.path().string());
+  if (ec) fail("cannot list '", dir, "': ", ec.message());
+  std::sort(paths.begin(), paths.end());
+  return paths;
 }
 
 ImageFolderIndex scan_image_folder(const std::string& root) {

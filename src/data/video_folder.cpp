@@ -33,31 +33,26 @@ bool is_frame_file(const fs::path& p) {
 }
 
 std::vector<std::string> sorted_frame_files(const std::string& dir) {
-  std::vector<std::string> files;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec))
-    if (e.is_regular_file(ec) && is_frame_file(e.path())) files.push_back(e.path().string());
-  if (ec) fail("cannot list '", dir, "': ", ec.message());
-  std::sort(files.begin(), files.end());
-  return files;
+  return sorted_entries(dir, [](const fs::directory_entry& e) {
+    std::error_code ec;
+    return e.is_regular_file(ec) && is_frame_file(e.path());
+  });
 }
 
 }  // namespace
 
 VideoFolderIndex scan_video_folder(const std::string& root) {
-  std::error_code ec;
   VideoFolderIndex idx;
   idx.classes = class_folders(root, "video folder", "ROOT/<class>/<clip folder or video file>");
   for (size_t c = 0; c < idx.classes.size(); ++c) {
     const std::string dir = root + "/" + idx.classes[c];
-    std::vector<std::string> clips;
-    for (const auto& e : fs::directory_iterator(dir, ec)) {
-      if (e.is_directory(ec) || (e.is_regular_file(ec) && is_video_file(e.path()))) clips.push_back(e.path().string());
-      else ++idx.skipped;
-    }
-    if (ec) fail("cannot list '", dir, "': ", ec.message());
+    auto clips = sorted_entries(dir, [&](const fs::directory_entry& e) {
+      std::error_code ec;
+      const bool clip = e.is_directory(ec) || (e.is_regular_file(ec) && is_video_file(e.path()));
+      if (!clip) ++idx.skipped;
+      return clip;
+    });
     if (clips.empty()) fail("class folder '", dir, "' holds no clips (frame folders or video files)");
-    std::sort(clips.begin(), clips.end());
     for (auto& clip : clips) {
       idx.clips.push_back(std::move(clip));
       idx.labels.push_back(static_cast<int64_t>(c));

@@ -163,8 +163,6 @@ struct HeaderOutline : nlohmann::json_sax<json> {
 
 }  // namespace
 
-std::string safetensors_dtype_name(torch::ScalarType t) { return dtype_of(t).name; }
-
 StateDict read_safetensors(const std::string& path) { return read_safetensors(MappedFile::open(path)); }
 
 StateDict read_safetensors(const std::shared_ptr<MappedFile>& file) {

@@ -19,7 +19,4 @@ StateDict read_safetensors(const std::shared_ptr<MappedFile>& file);
 // so every tensor is aligned to its element size without padding holes.
 void write_safetensors(const std::string& path, const StateDict& sd);
 
-// "F32" etc.; throws sdit::Error for dtypes safetensors cannot hold.
-std::string safetensors_dtype_name(torch::ScalarType t);
-
 }  // namespace sdit

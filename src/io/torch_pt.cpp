@@ -1,7 +1,6 @@
 #include "io/torch_pt.h"
 
 #include <cstring>
-#include <fstream>
 #include <map>
 
 #include "io/file_util.h"
@@ -128,12 +127,6 @@ PyValue read_legacy_torch_pt(const std::shared_ptr<MappedFile>& file, const std:
 }
 
 }  // namespace
-
-bool is_legacy_torch_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  char c = 0;
-  return f.get(c) && static_cast<uint8_t>(c) == 0x80;
-}
 
 PyValue read_torch_pt(const std::string& path) { return read_torch_pt(MappedFile::open(path)); }
 

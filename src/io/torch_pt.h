@@ -20,7 +20,4 @@ PyValue read_torch_pt(const std::shared_ptr<MappedFile>& file);
 // An OrderedDict of tensors that torch.load reads; atomic like write_safetensors.
 void write_torch_pt(const std::string& path, const StateDict& sd);
 
-// True when the file begins with a pickle PROTO opcode: the pre-1.6 torch.save format.
-bool is_legacy_torch_file(const std::string& path);
-
 }  // namespace sdit

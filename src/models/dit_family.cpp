@@ -100,9 +100,7 @@ ModelSpec detect(const StateDict& sd, const LoadOptions& opt) {
   const json j = config_metadata(sd);
   if (!j.empty()) {
     const DiTConfig meta = DiTConfig::from_json(j);
-    if (j.contains("hidden_size") && meta.hidden_size != c.hidden_size)
-      fail("the checkpoint's config metadata says hidden size ", meta.hidden_size, " but its tensors have ",
-           c.hidden_size);
+    check_metadata_size(j, "hidden_size", meta.hidden_size, c.hidden_size);
     if (j.contains("num_heads")) file_heads = meta.num_heads;
   }
   c.num_heads = resolve_heads(file_heads, c.hidden_size, opt, default_heads(c.hidden_size));

@@ -54,6 +54,11 @@ nlohmann::json config_metadata(const StateDict& sd) {
   return j;
 }
 
+void check_metadata_size(const nlohmann::json& meta, const char* key, int64_t in_file, int64_t in_tensors) {
+  if (meta.contains(key) && in_file != in_tensors)
+    fail("the checkpoint's config metadata says ", key, " ", in_file, " but its tensors have ", in_tensors);
+}
+
 int64_t resolve_heads(const std::optional<int64_t>& from_file, int64_t hidden, const LoadOptions& opt,
                       const std::optional<int64_t>& family_default) {
   if (opt.num_heads && *opt.num_heads <= 0) fail("--num-heads must be positive");

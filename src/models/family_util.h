@@ -29,6 +29,10 @@ std::optional<SparseLayout> detect_sparse_layout(const StateDict& sd);
 // there is none. Throws when it is not valid JSON.
 nlohmann::json config_metadata(const StateDict& sd);
 
+// A size the config metadata states (when it states `key`) must be the one the tensors have: a file
+// whose metadata and weights disagree was edited or mislabelled, and neither can be trusted.
+void check_metadata_size(const nlohmann::json& meta, const char* key, int64_t in_file, int64_t in_tensors);
+
 // Heads: the file's config metadata, else --num-heads, else the family's default for the hidden size;
 // a --num-heads that contradicts the file is an error rather than a silent override. 0 ("unknown")
 // when nothing fixes it and opt.heads_required is false.

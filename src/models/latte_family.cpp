@@ -95,12 +95,8 @@ ModelSpec detect(const StateDict& sd, const LoadOptions& opt) {
   std::optional<int64_t> file_heads;
   if (const nlohmann::json j = config_metadata(sd); !j.empty()) {
     const LatteConfig meta = LatteConfig::from_json(j);
-    auto check = [&](const char* key, int64_t file, int64_t tensors) {
-      if (j.contains(key) && file != tensors)
-        fail("the checkpoint's config metadata says ", key, " ", file, " but its tensors have ", tensors);
-    };
-    check("hidden_size", meta.dit.hidden_size, c.dit.hidden_size);
-    check("num_frames", meta.num_frames, c.num_frames);
+    check_metadata_size(j, "hidden_size", meta.dit.hidden_size, c.dit.hidden_size);
+    check_metadata_size(j, "num_frames", meta.num_frames, c.num_frames);
     if (j.contains("num_heads")) file_heads = meta.dit.num_heads;
     if (!c.class_conditional() && j.contains("num_classes")) c.dit.num_classes = meta.dit.num_classes;
   }

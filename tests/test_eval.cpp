@@ -332,6 +332,34 @@ TEST(Npz, SampleBatchRoundTripsWithDitQuantization) {
   EXPECT_THROW(write_npz_images(temp_path("bad.npz"), x, torch::tensor({1, 2}, torch::kLong)), Error);
 }
 
+// A run's batches streamed into the file one after another make the file one write makes, byte for
+// byte; a wrong count or shape is an error and leaves no file behind.
+TEST(Npz, StreamedBatchesMakeTheSameFile) {
+  torch::manual_seed(9);
+  auto x = torch::rand({7, 3, 5, 4}) * 2 - 1;
+  auto labels = torch::tensor({0, 1, 2, 3, 4, 5, 6}, torch::kLong);
+  const auto whole = temp_path("whole.npz"), streamed = temp_path("streamed.npz");
+  write_npz_images(whole, x, labels);
+  {
+    NpzImageWriter npz(streamed, 7);
+    npz.add(x.narrow(0, 0, 3));
+    npz.add(x.narrow(0, 3, 3));
+    npz.add(x.narrow(0, 6, 1));
+    npz.finish(labels);
+  }
+  EXPECT_EQ(read_text_file(streamed), read_text_file(whole));
+  const auto short_run = temp_path("short.npz");
+  {
+    NpzImageWriter npz(short_run, 7);
+    npz.add(x.narrow(0, 0, 3));
+    EXPECT_THROW(npz.add(torch::zeros({1, 3, 5, 5})), Error);  // another image size
+    EXPECT_THROW(npz.add(x), Error);                            // 3 + 7 > 7
+    EXPECT_THROW(npz.finish(labels), Error);                    // 3 of 7
+  }
+  EXPECT_FALSE(std::filesystem::exists(short_run));
+  EXPECT_THROW(NpzImageWriter(temp_path("none.npz"), 0), Error);
+}
+
 TEST(Npz, StatisticsRoundTripAndCompressedEntries) {
   auto s = feature_stats(torch::randn({40, 6}));
   const auto path = temp_path("stats.npz");

@@ -11,6 +11,7 @@
 
 #include "cli_runner.h"
 #include "data/latent_dataset.h"
+#include "data/npz.h"
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "models/model.h"
@@ -98,8 +99,20 @@ TEST(PixArtText, AWholePipelineFolderComesFromOneCkpt) {
   const std::string a = temp_path("pipe_a.safetensors"), png = temp_path("pipe.png");
   auto r = run_cli("sample --ckpt " + dir + " -p \"a red cube\" --steps 4 -s 5 --save-latents " + a + " -o " + png);
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_NE(r.output.find("decoded with the VAE in " + dir + "/vae"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("images with the VAE in " + dir + "/vae"), std::string::npos) << r.output;
   EXPECT_GE(read_png(png).size(0), 64);  // one 64x64 image (plus the grid's padding)
+  // --save-npz streams the decoded batches (--vae-batch at a time) and, without -o, writes no grid.
+  const std::string npz1 = temp_path("pipe_1.npz"), npz8 = temp_path("pipe_8.npz");
+  const std::string three = " -p \"a red cube\" -p \"a blue ball\" -p \"a cat\" --steps 2 -s 5 ";
+  r = run_cli("sample --ckpt " + dir + three + "--vae-batch 2 --save-npz " + npz1);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output.find("wrote sample.png"), std::string::npos) << r.output;
+  ASSERT_EQ(run_cli("sample -q --ckpt " + dir + three + "--save-npz " + npz8).status, 0);
+  const auto in_pieces = NpzReader(npz1).get("arr_0"), at_once = NpzReader(npz8).get("arr_0");
+  ASSERT_EQ(in_pieces.sizes(), torch::IntArrayRef({3, 64, 64, 3}));
+  // Decoding 2 + 1 latents instead of 3 may move a float by an ulp, and so a pixel by one level.
+  EXPECT_LE((in_pieces.to(torch::kInt) - at_once.to(torch::kInt)).abs().max().item<int>(), 1);
+  EXPECT_NE(run_cli("sample -q --ckpt " + dir + three + "--vae-batch 0 --save-npz " + npz1).status, 0);
   const std::string b = temp_path("pipe_b.safetensors");
   r = run_cli("sample -q --ckpt " + tiny_pixart() + t5_flags() + " -p \"a red cube\" --steps 4 -s 5 --save-latents " + b);
   ASSERT_EQ(r.status, 0) << r.output;

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -35,7 +36,7 @@ struct SampleArgs {
   std::string ckpt, labels = "207,360,387,974,88,979,417,279", steps = "250", sampler = "ddpm", cfg_channels = "3";
   std::string vae = "none", save_latents, save_npz, output = "sample.png", device = "cpu", density, frames_dir;
   int64_t num_heads = 0, image_size = 0, latent_size = 0, num_classes = 0, batch_size = 0, nrow = 4;
-  int64_t seed = 0, num_samples = 0, vae_batch = 1, temporal_pool = 0;
+  int64_t seed = 0, num_samples = 0, vae_batch = 8, temporal_pool = 0;
   double eta = 0.0, cfg_scale = 4.0, fps = 8.0, lewei_scale = 0.0;
   int threads = 0;
   bool quiet = false;
@@ -194,7 +195,52 @@ void write_video_samples(const SampleArgs& a, const Model& model, const std::str
   if (!v.output.empty()) log.stage("wrote " + v.output);
 }
 
-// --save-latents, the decoded images (--vae, or the samples of a pixel-space model), --save-npz, -o.
+// The images of an image model, --vae-batch latents at a time (a 50K-sample run never decodes or
+// holds them all at once): each batch goes to the --save-npz stream, and is kept for the -o grid
+// unless --save-npz was asked without -o (a grid of every image of a large run helps no one).
+void write_image_samples(const SampleArgs& a, const Model& model, const std::string& params, const SamplingResult& res,
+                         const torch::Device& device, Log& log) {
+  // A whole diffusers pipeline folder brings its VAE (vae/) unless --vae says otherwise.
+  const bool pipeline_vae = !a.given("vae") && is_pipeline_folder(a.ckpt) && is_directory(a.ckpt + "/vae");
+  const std::string vae_dir = pipeline_vae ? a.ckpt + "/vae" : a.vae;
+  const bool decode = vae_dir != "none";
+  if (!decode && model.latent().latent_space()) {
+    if (!a.save_npz.empty()) fail("--save-npz needs decoded images: pass --vae DIR for a latent model");
+    if (a.given("output")) fail("--output needs --vae DIR to decode this model's latents (or use --save-latents)");
+    return;
+  }
+  if (a.vae_batch < 1) fail("--vae-batch must be positive, got ", a.vae_batch);
+  std::optional<AutoencoderKL> vae;
+  if (decode) {
+    vae = load_vae(vae_dir);
+    (*vae)->to(device);
+  }
+  const bool grid = a.given("output") || a.save_npz.empty();
+  std::optional<NpzImageWriter> npz;
+  if (!a.save_npz.empty()) npz.emplace(a.save_npz, res.samples.size(0));
+  std::vector<torch::Tensor> kept;
+  const int64_t n = res.samples.size(0), step = decode ? a.vae_batch : n;
+  ProgressBar bar("decoding", n, a.quiet || !decode || n <= step);
+  for (int64_t i = 0; i < n; i += step) {
+    const auto latents = res.samples.narrow(0, i, std::min(step, n - i));
+    const auto images = decode ? (*vae)->decode_latents(latents.to(device)).to(torch::kCPU) : latents;
+    if (npz) npz->add(images);
+    if (grid) kept.push_back(images);
+    bar.update(i + latents.size(0));
+  }
+  bar.finish();
+  if (decode) log.stage("decoded " + std::to_string(n) + " images with the VAE in " + vae_dir + peak_memory(device));
+  if (npz) {
+    npz->finish(res.cond.labels.defined() ? res.cond.labels.cpu() : torch::Tensor());
+    log.stage("wrote " + a.save_npz + " (arr_0 uint8 NHWC, arr_1 labels)");
+  }
+  if (grid) {
+    save_image_grid(torch::cat(kept), a.nrow, a.output, {{"parameters", params}});
+    log.stage("wrote " + a.output);
+  }
+}
+
+// --save-latents, the decoded images or videos (--vae, or the samples of a pixel-space model), --save-npz, -o.
 void write_outputs(const SampleArgs& a, const Model& model, const SamplingRequest& req, const SamplingResult& res,
                    const torch::Device& device, Log& log) {
   if (!a.save_latents.empty()) save_latents(a, res, log);
@@ -202,29 +248,7 @@ void write_outputs(const SampleArgs& a, const Model& model, const SamplingReques
   if (res.samples.dim() == 5) return write_video_samples(a, model, params, res, device, log);
   if (!a.frames_dir.empty()) fail("--frames-dir writes the frames of a video model; this ", model.name(), " makes images");
   if (video_format_of_path(a.output)) fail("-o ", a.output, ": a video needs a video model; ", model.name(), " makes images");
-  torch::Tensor images;
-  // A whole diffusers pipeline folder brings its VAE (vae/) unless --vae says otherwise.
-  const bool pipeline_vae = !a.given("vae") && is_pipeline_folder(a.ckpt) && is_directory(a.ckpt + "/vae");
-  const std::string vae_dir = pipeline_vae ? a.ckpt + "/vae" : a.vae;
-  if (vae_dir != "none") {
-    auto vae = load_vae(vae_dir);
-    vae->to(device);
-    images = vae->decode_latents(res.samples.to(device)).to(torch::kCPU);
-    log.stage("decoded with the VAE in " + vae_dir + peak_memory(device));
-  } else if (!model.latent().latent_space()) {
-    images = res.samples;  // pixel-space model: the samples are the images
-  }
-  if (!a.save_npz.empty()) {
-    if (!images.defined()) fail("--save-npz needs decoded images: pass --vae DIR for a latent model");
-    write_npz_images(a.save_npz, images, res.cond.labels.defined() ? res.cond.labels.cpu() : torch::Tensor());
-    log.stage("wrote " + a.save_npz + " (arr_0 uint8 NHWC, arr_1 labels)");
-  }
-  if (images.defined()) {
-    save_image_grid(images, a.nrow, a.output, {{"parameters", params}});
-    log.stage("wrote " + a.output);
-  } else if (a.given("output")) {
-    fail("--output needs --vae DIR to decode this model's latents (or use --save-latents)");
-  }
+  write_image_samples(a, model, params, res, device, log);
 }
 
 // Sides used, time-averaged tokens and MACs per forward of one sample, wall time.
@@ -345,7 +369,7 @@ void register_sample(CLI::App& app) {
                                "PNG grid; for a video model also .mp4 (H.264), .webp or .gif (animated)")->capture_default_str();
   o["frames_dir"] = c->add_option("--frames-dir", a->frames_dir, "video models: one PNG per sample and frame here");
   o["fps"] = c->add_option("--fps", a->fps, "frames per second of a video output")->capture_default_str();
-  o["vae_batch"] = c->add_option("--vae-batch", a->vae_batch, "video frames per VAE decode")->capture_default_str();
+  o["vae_batch"] = c->add_option("--vae-batch", a->vae_batch, "images or video frames per VAE decode")->capture_default_str();
   o["temporal_pool"] = c->add_option("--temporal-pool", a->temporal_pool,
                                      "SparseDiT video models: pool frames K:1 too (appends /tK to the density)");
   o["nrow"] = c->add_option("--nrow", a->nrow, "images per row of the grid")->capture_default_str();

@@ -316,25 +316,44 @@ torch::Tensor quantize_images(const torch::Tensor& images_nchw) {
 }
 
 void write_npz_images(const std::string& path, const torch::Tensor& images, const torch::Tensor& labels) {
-  auto u8 = quantize_images(images);
-  const int64_t n = u8.size(0);
-  std::vector<int64_t> shape{n, u8.size(2), u8.size(3), u8.size(1)};
-  // Header and NHWC data in one buffer, so the (possibly large) batch is copied once.
-  std::string buf = npy_header(torch::kByte, shape);
-  const size_t off = buf.size();
-  buf.resize(off + static_cast<size_t>(u8.numel()));
-  torch::from_blob(buf.data() + off, shape, torch::kByte).copy_(u8.permute({0, 2, 3, 1}));
-  AtomicFile out(path);
-  ZipWriter zip(out);
-  zip.add("arr_0.npy", buf.data(), buf.size());
-  if (labels.defined()) {
-    if (labels.dim() != 1 || labels.size(0) != n)
-      fail("write_npz_images: ", n, " images need ", n, " labels, got ", shape_str(labels.sizes().vec()));
-    const auto lb = encode_npy(labels.to(torch::kCPU, torch::kLong));
-    zip.add("arr_1.npy", lb.data(), lb.size());
+  if (images.dim() != 4) fail("images must be (N, C, H, W), got ", shape_str(images.sizes().vec()));
+  NpzImageWriter npz(path, images.size(0));
+  npz.add(images);
+  npz.finish(labels);
+}
+
+NpzImageWriter::NpzImageWriter(const std::string& path, int64_t count) : out_(path), zip_(out_), count_(count) {
+  if (count < 1) fail("an .npz of samples needs at least one image, got ", count);
+}
+
+void NpzImageWriter::add(const torch::Tensor& images) {
+  const auto u8 = quantize_images(images);
+  const std::vector<int64_t> chw{u8.size(1), u8.size(2), u8.size(3)};
+  if (image_shape_.empty()) {
+    image_shape_ = chw;
+    const std::string header = npy_header(torch::kByte, {count_, chw[1], chw[2], chw[0]});
+    zip_.begin("arr_0.npy", header.size() + static_cast<uint64_t>(count_ * chw[0] * chw[1] * chw[2]));
+    zip_.append(header.data(), header.size());
+  } else if (chw != image_shape_) {
+    fail(out_.path(), ": images of shape ", shape_str(chw), " after images of shape ", shape_str(image_shape_));
   }
-  zip.finish();
-  out.commit();
+  if (added_ + u8.size(0) > count_) fail(out_.path(), ": more than the ", count_, " images declared");
+  const auto nhwc = u8.permute({0, 2, 3, 1}).contiguous();
+  zip_.append(nhwc.data_ptr<uint8_t>(), static_cast<uint64_t>(nhwc.numel()));
+  added_ += u8.size(0);
+}
+
+void NpzImageWriter::finish(const torch::Tensor& labels) {
+  if (added_ != count_) fail(out_.path(), ": ", added_, " images written of the ", count_, " declared");
+  zip_.end();
+  if (labels.defined()) {
+    if (labels.dim() != 1 || labels.size(0) != count_)
+      fail("write_npz_images: ", count_, " images need ", count_, " labels, got ", shape_str(labels.sizes().vec()));
+    const auto lb = encode_npy(labels.to(torch::kCPU, torch::kLong));
+    zip_.add("arr_1.npy", lb.data(), lb.size());
+  }
+  zip_.finish();
+  out_.commit();
 }
 
 }  // namespace sdit

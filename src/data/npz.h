@@ -50,4 +50,21 @@ torch::Tensor quantize_images(const torch::Tensor& images_nchw);
 void write_npz_images(const std::string& path, const torch::Tensor& images_nchw_minus1_1,
                       const torch::Tensor& labels = {});
 
+// The same file written as the images come, so a 50K-image run never holds them all: arr_0 is
+// declared for `count` images, add() quantizes and appends a batch (the first fixes C, H, W),
+// finish() checks the count, adds arr_1 (labels, when defined) and commits the file atomically.
+// Destroyed unfinished, it leaves nothing behind.
+class NpzImageWriter {
+ public:
+  NpzImageWriter(const std::string& path, int64_t count);
+  void add(const torch::Tensor& images_nchw_minus1_1);
+  void finish(const torch::Tensor& labels = {});
+
+ private:
+  AtomicFile out_;
+  ZipWriter zip_;
+  int64_t count_, added_ = 0;
+  std::vector<int64_t> image_shape_;  // (C, H, W) of the first batch
+};
+
 }  // namespace sdit

@@ -92,6 +92,22 @@ void AtomicFile::write(const void* data, size_t n) {
   }
 }
 
+void AtomicFile::write_at(uint64_t offset, const void* data, size_t n) {
+  if (committed_) fail("internal: write to '", path_, "' after commit");
+  if (offset + n > offset_) fail("internal: write_at beyond the end of '", tmp_, "'");
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t w = ::pwrite(fd_, p, n, static_cast<off_t>(offset));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      fail("write to '", tmp_, "' failed: ", std::strerror(errno));
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+    offset += static_cast<uint64_t>(w);
+  }
+}
+
 void AtomicFile::commit() {
   if (committed_) return;
   if (::fsync(fd_) != 0) fail("fsync of '", tmp_, "' failed: ", std::strerror(errno));

@@ -46,6 +46,8 @@ class AtomicFile {
   AtomicFile& operator=(const AtomicFile&) = delete;
 
   void write(const void* data, size_t n);
+  // Overwrites bytes already written (a header field known only at the end); offset() is unchanged.
+  void write_at(uint64_t offset, const void* data, size_t n);
   uint64_t offset() const { return offset_; }
   void commit();
   const std::string& path() const { return path_; }

@@ -207,11 +207,22 @@ void ZipWriter::write(const void* data, uint64_t size) {
 uint64_t ZipWriter::offset() const { return file_ ? file_->offset() : bytes_->size(); }
 
 void ZipWriter::add(const std::string& name, const void* data, uint64_t size) {
+  begin(name, size);
+  append(data, size);
+  end();
+}
+
+void ZipWriter::write_at(uint64_t offset, const void* data, uint64_t size) {
+  if (file_) file_->write_at(offset, data, size);
+  else std::memcpy(bytes_->data() + offset, data, size);
+}
+
+void ZipWriter::begin(const std::string& name, uint64_t size) {
   if (finished_) fail("internal: zip entry '", name, "' added after finish()");
+  if (open_) fail("internal: zip entry '", name, "' begun before '", open_->entry.name, "' ended");
   if (name.size() > 0xFFFF) fail("zip entry name too long: '", name.substr(0, 64), "...'");
   const uint64_t offset = this->offset();
   const bool z64 = force64_ || size >= k32;
-  const uint32_t crc = crc32(data, size);
   Buf h;
   h.u32(kLocalSig);
   h.u16(z64 ? 45 : 20);
@@ -219,7 +230,7 @@ void ZipWriter::add(const std::string& name, const void* data, uint64_t size) {
   h.u16(0);  // stored
   h.u16(0);
   h.u16(0x21);  // 1980-01-01: entries carry no meaningful time
-  h.u32(crc);
+  h.u32(0);     // CRC-32, filled in by end()
   h.u32(z64 ? k32 : size);
   h.u32(z64 ? k32 : size);
   h.u16(name.size());
@@ -238,12 +249,35 @@ void ZipWriter::add(const std::string& name, const void* data, uint64_t size) {
   h.u16(pad);
   h.b.insert(h.b.end(), pad, 'Z');
   write(h.b.data(), h.b.size());
+  open_ = std::make_unique<Open>();
+  open_->entry = {name, 0, size, offset};
+  open_->crc_at = offset + 14;
+}
+
+void ZipWriter::append(const void* data, uint64_t size) {
+  if (!open_) fail("internal: zip bytes appended outside an entry");
+  if (size > open_->entry.size - open_->appended)
+    fail("internal: zip entry '", open_->entry.name, "' declared ", open_->entry.size, " bytes but got more");
   write(data, size);
-  written_.push_back({name, crc, size, offset});
+  open_->entry.crc = crc32(data, size, open_->entry.crc);
+  open_->appended += size;
+}
+
+void ZipWriter::end() {
+  if (!open_) fail("internal: zip entry ended before it began");
+  if (open_->appended != open_->entry.size)
+    fail("internal: zip entry '", open_->entry.name, "' declared ", open_->entry.size, " bytes but got ",
+         open_->appended);
+  Buf crc;
+  crc.u32(open_->entry.crc);
+  write_at(open_->crc_at, crc.b.data(), crc.b.size());
+  written_.push_back(open_->entry);
+  open_.reset();
 }
 
 void ZipWriter::finish() {
   if (finished_) return;
+  if (open_) fail("internal: zip archive finished inside entry '", open_->entry.name, "'");
   finished_ = true;
   const uint64_t cd_offset = offset();
   Buf cd;

@@ -51,6 +51,11 @@ class ZipWriter {
   // Appends the archive to `out` instead of a file (tests and fuzz targets build archives in memory).
   explicit ZipWriter(std::string& out, bool force_zip64 = false) : bytes_(&out), force64_(force_zip64) {}
   void add(const std::string& name, const void* data, uint64_t size);
+  // An entry written in pieces (one too large to hold in memory): begin() writes its header with the
+  // declared size, append() its bytes, end() checks that exactly `size` came and fills in the CRC-32.
+  void begin(const std::string& name, uint64_t size);
+  void append(const void* data, uint64_t size);
+  void end();
   // Writes the central directory; the caller then commits the AtomicFile.
   void finish();
 
@@ -60,6 +65,12 @@ class ZipWriter {
     uint32_t crc;
     uint64_t size, offset;
   };
+  struct Open {
+    Written entry;
+    uint64_t crc_at = 0, appended = 0;  // where the local header's CRC field is; bytes so far
+  };
+  void write_at(uint64_t offset, const void* data, uint64_t size);
+  std::unique_ptr<Open> open_;
   void write(const void* data, uint64_t size);
   uint64_t offset() const;
   AtomicFile* file_ = nullptr;

@@ -325,6 +325,13 @@ TEST(Npz, SampleBatchRoundTripsWithDitQuantization) {
   EXPECT_EQ(a[0][0][2][0].item<int>(), 128);
   EXPECT_TRUE(npz.get("arr_1").equal(labels));
   EXPECT_THROW(npz.get("arr_2"), Error);
+  // A stored array is a view of the mapped file that outlives its reader (it keeps the map alive).
+  torch::Tensor kept;
+  {
+    NpzReader again(path);
+    kept = again.get("arr_0");
+  }
+  EXPECT_TRUE(kept.equal(expect));
   // Read back as an eval input: NCHW uint8 with the labels.
   auto in = load_eval_input(path, "", "");
   EXPECT_TRUE(in.images.equal(expect.permute({0, 3, 1, 2})));

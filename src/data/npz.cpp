@@ -167,7 +167,8 @@ torch::ScalarType parse_descr(const std::string& descr, const std::string& what)
 
 }  // namespace
 
-torch::Tensor parse_npy(const uint8_t* data, size_t size, const std::string& what) {
+torch::Tensor parse_npy(const uint8_t* data, size_t size, const std::string& what,
+                        const std::shared_ptr<MappedFile>& keep) {
   if (size < kMagicLen + 4 || std::memcmp(data, kMagic, kMagicLen) != 0) fail(what, ": not a .npy array (bad magic)");
   const int major = data[6];
   size_t hlen, start;
@@ -202,8 +203,12 @@ torch::Tensor parse_npy(const uint8_t* data, size_t size, const std::string& wha
   // gives the logical array.
   std::vector<int64_t> stored(shape);
   if (fortran) std::reverse(stored.begin(), stored.end());
-  auto t = torch::empty(stored, torch::TensorOptions().dtype(dtype));
-  if (bytes) std::memcpy(t.data_ptr(), data + start + hlen, bytes);
+  const uint8_t* p = data + start + hlen;
+  const auto opts = torch::TensorOptions().dtype(dtype);
+  if (keep && !fortran && bytes > 0 && reinterpret_cast<uintptr_t>(p) % item == 0)
+    return torch::from_blob(const_cast<uint8_t*>(p), stored, [keep](void*) {}, opts);
+  auto t = torch::empty(stored, opts);
+  if (bytes) std::memcpy(t.data_ptr(), p, bytes);
   if (fortran && shape.size() > 1) {
     std::vector<int64_t> perm(shape.size());
     for (size_t i = 0; i < perm.size(); ++i) perm[i] = static_cast<int64_t>(perm.size() - 1 - i);
@@ -267,7 +272,7 @@ torch::Tensor NpzReader::get(const std::string& name) const {
     for (const auto& n : names()) have += (have.empty() ? "" : ", ") + n;
     fail("'", path(), "' has no array '", name, "' (it holds: ", have.empty() ? "nothing" : have, ")");
   }
-  if (e->method == 0) return parse_npy(zip_.data(*e), e->size, what);
+  if (e->method == 0) return parse_npy(zip_.data(*e), e->size, what, zip_.file());
   if (e->method != 8) fail(what, ": unsupported zip compression method ", e->method);
   // Deflate expands at most ~1032:1, so a larger claimed size is a corrupt or hostile archive; the
   // check also keeps the allocation below bounded by the file size.

@@ -16,8 +16,11 @@ namespace sdit {
 // One .npy image in memory -> a CPU tensor (copied). Little-endian (or byte-order-free) bool,
 // int8/16/32/64, uint8 and float16/32/64; fortran_order is honoured. Throws sdit::Error naming
 // `what` on a bad magic, an unsupported version or dtype, a malformed header dictionary, or a data
-// size that disagrees with the shape.
-torch::Tensor parse_npy(const uint8_t* data, size_t size, const std::string& what);
+// size that disagrees with the shape. With `keep` (the mapped file `data` lies in), a C-order array
+// whose data is aligned for its dtype is returned as a view that keeps the map alive: a 50K-image
+// sample batch is then paged in as it is read instead of copied whole.
+torch::Tensor parse_npy(const uint8_t* data, size_t size, const std::string& what,
+                        const std::shared_ptr<MappedFile>& keep = nullptr);
 // The header numpy.save writes (format 1.0, or 2.0 when the dictionary needs more than 64 KiB),
 // padded so the data starts on a 64-byte boundary.
 std::string npy_header(torch::ScalarType dtype, const std::vector<int64_t>& shape);
@@ -30,7 +33,8 @@ class NpzReader {
   // Array names without the ".npy" suffix, in archive order.
   std::vector<std::string> names() const;
   bool contains(const std::string& name) const;
-  // Reads one array; stored (np.savez) and deflated (np.savez_compressed) entries both work.
+  // Reads one array; stored (np.savez) and deflated (np.savez_compressed) entries both work. A stored
+  // entry's array is a view of the (copy-on-write) mapped file where parse_npy allows it.
   torch::Tensor get(const std::string& name) const;
   const std::string& path() const { return zip_.path(); }
 

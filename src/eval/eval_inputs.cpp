@@ -91,7 +91,7 @@ torch::Tensor images_from_tensor(const torch::Tensor& t, const std::string& what
   if (t.size(1) != 1 && t.size(1) != 3)
     fail(what, " has ", t.size(1), " channels: images have 1 or 3 (VAE latents must be decoded first, e.g. "
          "`sparsedit decode --save-tensor`)");
-  if (t.scalar_type() == torch::kByte) return t.contiguous();
+  if (t.scalar_type() == torch::kByte) return t;  // any layout: consumers read it a batch at a time
   if (!torch::isFloatingType(t.scalar_type())) fail(what, " must be float in [-1, 1] or uint8, got ", c10::toString(t.scalar_type()));
   if (!torch::isfinite(t).all().item<bool>()) fail(what, " holds non-finite values");
   return quantize_images(t);
@@ -133,7 +133,8 @@ EvalInput from_npz(const std::string& path) {
                                            c10::toString(a.scalar_type()));
   if (a.dim() == 3) a = a.unsqueeze(3);
   if (a.dim() != 4) fail("'", path, "' arr_0 must be (N, H, W, C) images, got ", shape_str(a.sizes().vec()));
-  in.images = images_from_tensor(a.permute({0, 3, 1, 2}).contiguous(), "arr_0 of '" + path + "'");
+  // A view of the mapped file, permuted without a copy: feature batches read it as they go.
+  in.images = images_from_tensor(a.permute({0, 3, 1, 2}), "arr_0 of '" + path + "'");
   if (npz.contains("arr_1")) in.labels = check_labels(npz.get("arr_1"), "arr_1 of '" + path + "'");
   return in;
 }

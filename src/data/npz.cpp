@@ -247,6 +247,7 @@ std::string encode_npy(const torch::Tensor& t) {
 }
 
 NpzReader::NpzReader(const std::string& path) : zip_(path) {}
+NpzReader::NpzReader(std::shared_ptr<MappedFile> file) : zip_(std::move(file)) {}
 
 std::vector<std::string> NpzReader::names() const {
   std::vector<std::string> out;

@@ -30,6 +30,7 @@ std::string encode_npy(const torch::Tensor& t);
 class NpzReader {
  public:
   explicit NpzReader(const std::string& path);
+  explicit NpzReader(std::shared_ptr<MappedFile> file);  // bytes in memory (tests, fuzz targets)
   // Array names without the ".npy" suffix, in archive order.
   std::vector<std::string> names() const;
   bool contains(const std::string& name) const;

@@ -76,28 +76,22 @@ AtomicFile::~AtomicFile() {
 }
 
 void AtomicFile::write(const void* data, size_t n) {
+  put(offset_, data, n);
+  offset_ += n;
+}
+
+void AtomicFile::write_at(uint64_t offset, const void* data, size_t n) {
+  if (offset + n > offset_) fail("internal: write_at beyond the end of '", tmp_, "'");
+  put(offset, data, n);
+}
+
+void AtomicFile::put(uint64_t offset, const void* data, size_t n) {
   if (committed_) fail("internal: write to '", path_, "' after commit");
   const char* p = static_cast<const char*>(data);
   while (n > 0) {
     // Linux caps a single write at ~2 GiB; loop so multi-GB checkpoints are written whole.
-    size_t chunk = n < (size_t(1) << 30) ? n : (size_t(1) << 30);
-    ssize_t w = ::write(fd_, p, chunk);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      fail("write to '", tmp_, "' failed: ", std::strerror(errno));
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-    offset_ += static_cast<uint64_t>(w);
-  }
-}
-
-void AtomicFile::write_at(uint64_t offset, const void* data, size_t n) {
-  if (committed_) fail("internal: write to '", path_, "' after commit");
-  if (offset + n > offset_) fail("internal: write_at beyond the end of '", tmp_, "'");
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    ssize_t w = ::pwrite(fd_, p, n, static_cast<off_t>(offset));
+    const size_t chunk = n < (size_t(1) << 30) ? n : (size_t(1) << 30);
+    const ssize_t w = ::pwrite(fd_, p, chunk, static_cast<off_t>(offset));
     if (w < 0) {
       if (errno == EINTR) continue;
       fail("write to '", tmp_, "' failed: ", std::strerror(errno));

@@ -53,6 +53,7 @@ class AtomicFile {
   const std::string& path() const { return path_; }
 
  private:
+  void put(uint64_t offset, const void* data, size_t n);  // all n bytes at offset (pwrite)
   std::string path_, tmp_;
   int fd_ = -1;
   uint64_t offset_ = 0;

@@ -209,7 +209,6 @@ void write_image_samples(const SampleArgs& a, const Model& model, const std::str
     if (a.given("output")) fail("--output needs --vae DIR to decode this model's latents (or use --save-latents)");
     return;
   }
-  if (a.vae_batch < 1) fail("--vae-batch must be positive, got ", a.vae_batch);
   std::optional<AutoencoderKL> vae;
   if (decode) {
     vae = load_vae(vae_dir);
@@ -289,6 +288,8 @@ std::string first_output(const SampleArgs& a) {
 
 void run_sample(SampleArgs& a) {
   a.dist.relaunch_if_asked();
+  // Checked before sampling: a long run must not fail only when it comes to decode.
+  if (a.vae_batch < 1) fail("--vae-batch must be positive, got ", a.vae_batch);
   set_threads(a.threads);
   auto device = parse_device(a.device);
   const dist::World world = a.dist.connect(device);

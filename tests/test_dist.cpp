@@ -20,6 +20,7 @@
 #include "dist/local_launch.h"
 #include "dist/shard.h"
 #include "dist/world.h"
+#include "error_testing.h"
 #include "testing.h"
 #include "util/error.h"
 #include "util/keyed_rng.h"
@@ -35,15 +36,6 @@ EnvLookup env_of(std::map<std::string, std::string> vars) {
     if (it == vars.end()) return std::nullopt;
     return it->second;
   };
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 int free_port() {

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "error_testing.h"
 #include "image_builders.h"
 #include "io/checkpoint.h"
 #include "io/file_util.h"
@@ -48,16 +49,6 @@ void within_budget(const std::string& what, int64_t max_mb, double max_s, F&& f)
   const int64_t peak = status_kb(reset ? "VmHWM:" : "VmRSS:");
   EXPECT_LT(peak - before, max_mb * 1024) << what << ": peak memory grew by " << (peak - before) / 1024 << " MB";
   EXPECT_LT(s, max_s) << what << ": took " << s << " s";
-}
-
-template <typename F>
-void expect_error(F&& f, const std::string& needle) {
-  try {
-    f();
-    ADD_FAILURE() << "no sdit::Error thrown; expected one mentioning '" << needle << "'";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << "message: " << e.what();
-  }
 }
 
 class HostileTest : public ::testing::Test {

@@ -7,15 +7,16 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "error_testing.h"
 #include "io/checkpoint.h"
 #include "io/file_util.h"
 #include "io/pickle.h"
 #include "io/safetensors.h"
 #include "io/torch_pt.h"
 #include "io/zip.h"
-#include "pt_builders.h"
 #include "models/dit.h"
 #include "models/registry.h"
+#include "pt_builders.h"
 #include "testing.h"
 #include "util/error.h"
 
@@ -70,17 +71,6 @@ size_t cd_offset(const std::string& zip) {
   size_t off = 0;
   for (int i = 3; i >= 0; --i) off = (off << 8) | static_cast<uint8_t>(zip[eocd + 16 + i]);
   return off;
-}
-
-// Runs f, which must throw sdit::Error whose message contains `needle`.
-template <typename F>
-void expect_error(F&& f, const std::string& needle) {
-  try {
-    f();
-    ADD_FAILURE() << "no sdit::Error thrown; expected one mentioning '" << needle << "'";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << "message: " << e.what();
-  }
 }
 
 void expect_same(const StateDict& a, const StateDict& b) {

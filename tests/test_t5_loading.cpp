@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.h"
+#include "error_testing.h"
 #include "io/file_util.h"
 #include "io/safetensors.h"
 #include "io/sharded.h"
@@ -79,15 +80,6 @@ class T5Loading : public ::testing::Test {
   }
   fs::path dir_;
 };
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 #define EXPECT_ERROR(expr, ...)                                                   \
   do {                                                                            \

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "cli_runner.h"
+#include "error_testing.h"
 #include "io/file_util.h"
 #include "io/video.h"
 #include "testing.h"
@@ -137,4 +138,34 @@ TEST(Video, BadInputsAreClearErrors) {
     bytes.resize(bytes.size() / 3);
     EXPECT_THROW(read_video_memory(bytes.data(), bytes.size()), Error);
   }
+}
+
+// A WebP header may declare a canvas of up to 2^32 pixels in a few bytes, and libwebp's animation
+// decoder allocates two RGBA canvases of that size on opening (the fuzzer's first WebP finding).
+// The reader checks the canvas from the header before: too large is refused at once, a large but
+// affordable canvas still decodes.
+TEST(Video, AWebPCanvasIsCheckedFromItsHeaderBeforeTheDecoderAllocatesIt) {
+  if (!video_format_available(VideoFormat::WebP)) GTEST_SKIP() << "built without libwebp";
+  const auto path = temp_path("canvas.webp");
+  write_video(path, test_frames(2, 8, 8));
+  const auto bytes = file_bytes(path);
+  ASSERT_GT(bytes.size(), 30u);
+  ASSERT_EQ(std::string(bytes.begin() + 12, bytes.begin() + 16), "VP8X");  // animations carry the canvas here
+  // VP8X payload: flags, 3 reserved bytes, then canvas width − 1 and height − 1 as 24-bit little-endian.
+  auto with_canvas = [&](uint32_t w, uint32_t h) {
+    auto b = bytes;
+    for (int i = 0; i < 3; ++i) {
+      b[24 + i] = static_cast<uint8_t>((w - 1) >> (8 * i));
+      b[27 + i] = static_cast<uint8_t>((h - 1) >> (8 * i));
+    }
+    return b;
+  };
+  constexpr int64_t kBudget = int64_t(64) << 20;
+  const auto wide = with_canvas(1u << 24, 200);  // 3.4 G pixels: over the side limit
+  expect_error([&] { read_webp_memory(wide.data(), wide.size()); }, "16777216x200 is outside 1..16384");
+  const auto big = with_canvas(4096, 4096);  // one RGB frame (48 MiB) fits; the two RGBA canvases do not
+  expect_error([&] { read_webp_memory(big.data(), big.size(), kBudget); }, "4096x4096 canvas needs 128 MiB");
+  const auto fits = with_canvas(1000, 600);  // the two 8x8 frames sit at the top left of a larger canvas
+  const auto v = read_webp_memory(fits.data(), fits.size(), kBudget);
+  EXPECT_EQ(v.frames.sizes(), torch::IntArrayRef({2, 600, 1000, 3}));
 }

@@ -68,12 +68,32 @@ void write_webp_animation(const std::string& path, const torch::Tensor& frames, 
   WebPDataClear(&data);
 }
 
+namespace {
+
+// WebPAnimDecoderNew allocates its two RGBA canvases (8 bytes a pixel) as soon as it opens a file,
+// sized by the header alone, which may declare up to 2^32 pixels in a few bytes. So the canvas is
+// read first with the demuxer, which parses chunk headers and allocates nothing per pixel, and
+// checked against the side limit and the budget (both canvases, and the first RGB frame).
+void check_webp_canvas(const WebPData& data, int64_t max_bytes) {
+  std::unique_ptr<WebPDemuxer, void (*)(WebPDemuxer*)> demux(WebPDemux(&data), WebPDemuxDelete);
+  if (!demux) fail("not a valid WebP file");
+  const int64_t w = WebPDemuxGetI(demux.get(), WEBP_FF_CANVAS_WIDTH);
+  const int64_t h = WebPDemuxGetI(demux.get(), WEBP_FF_CANVAS_HEIGHT);
+  check_video_budget(w, h, 0, "WebP", max_bytes);
+  if (8 * w * h > max_bytes)
+    fail("WebP: decoding a ", w, "x", h, " canvas needs ", (8 * w * h) >> 20, " MiB, more than the ", max_bytes >> 20,
+         " MiB budget");
+}
+
+}  // namespace
+
 Video read_webp_memory(const uint8_t* bytes, size_t size, int64_t max_bytes) {
   WebPAnimDecoderOptions o;
   if (!WebPAnimDecoderOptionsInit(&o)) fail("libwebp version mismatch");
   o.color_mode = MODE_RGBA;
   o.use_threads = 0;
   WebPData data{bytes, size};
+  check_webp_canvas(data, max_bytes);
   std::unique_ptr<WebPAnimDecoder, void (*)(WebPAnimDecoder*)> dec(WebPAnimDecoderNew(&data, &o), WebPAnimDecoderDelete);
   if (!dec) fail("not a valid WebP file");
   WebPAnimInfo info;
